@@ -1,0 +1,29 @@
+"""Exceptions of the data side. The CLI turns each into one clean message with a hint."""
+
+
+class Phi3vDataError(Exception):
+    """Base class of every error that phi3v_data raises on bad input."""
+
+    hint: str = ""
+
+
+class SourceLayoutError(Phi3vDataError):
+    """The source folder does not have the layout a converter expects."""
+
+    hint = "Check SRC against the layout described in the README for this converter."
+
+
+class RecordValidationError(Phi3vDataError):
+    """A record file has errors; the validation report lists them."""
+
+    hint = "Run `phi3v-data validate FILE` for the full report."
+
+
+class ImageTagError(Phi3vDataError):
+    """`<|image_N|>` tags in a user text do not match the images of the turn."""
+
+    hint = "Either write no tags, or one tag per image numbered globally from 1 across the conversation."
+
+
+class MissingDependencyError(Phi3vDataError):
+    """An optional dependency is needed for this operation."""

@@ -1,0 +1,1 @@
+"""The `phi3v-train` command line. Each command lives in its own module."""

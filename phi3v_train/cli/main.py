@@ -1,0 +1,34 @@
+"""Entry point of `phi3v-train`: builds the Typer app from the command modules."""
+
+from __future__ import annotations
+
+import typer
+
+from phi3v_data.cli.errors import run_with_error_mapping
+from phi3v_data.errors import Phi3vDataError
+from phi3v_train.cli import doctor_cmd, eval_cmd, export_cmd, predict_cmd, run_cmd
+from phi3v_train.errors import Phi3vTrainError
+
+app = typer.Typer(
+    name="phi3v-train",
+    help=(
+        "Fine-tune, evaluate and export Phi-3(.5)-vision models from `conversations` JSONL files.\n\n"
+        "Examples:\n\n"
+        "  phi3v-train run --model tiny --mode lora --train-file data/ucf101_train.jsonl --output-dir runs/demo\n\n"
+        "  phi3v-train eval --model runs/demo --data data/ucf101_val.jsonl\n\n"
+        "  phi3v-train export --model runs/demo --out merged --merge --verify\n\n"
+        "  phi3v-train doctor"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+run_cmd.register(app)
+doctor_cmd.register(app)
+eval_cmd.register(app)
+predict_cmd.register(app)
+export_cmd.register(app)
+
+
+def main() -> None:
+    run_with_error_mapping(app, (Phi3vDataError, Phi3vTrainError))

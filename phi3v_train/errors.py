@@ -1,0 +1,35 @@
+"""Exceptions of the training side. The CLI turns each into one clean message with a hint."""
+
+
+class Phi3vTrainError(Exception):
+    """Base class of every error that phi3v_train raises on bad input or setup."""
+
+    hint: str = ""
+
+
+class ConfigError(Phi3vTrainError):
+    """The run configuration is invalid; the message lists every problem."""
+
+    hint = "Check the options (phi3v-train run --help) or the YAML given with --config."
+
+
+class CheckpointKeyError(Phi3vTrainError):
+    """A checkpoint has missing or unexpected keys."""
+
+    hint = "Is this a Phi-3(.5)-vision checkpoint in the hub layout?"
+
+
+class ImageTokenMismatchError(Phi3vTrainError):
+    """Image tags do not match the images, or image positions do not match the image features."""
+
+    hint = "Tags must run <|image_1|>..<|image_n|> over the n images given, in order."
+
+
+class MissingDependencyError(Phi3vTrainError):
+    """An optional dependency (bitsandbytes, DeepSpeed, flash-attn…) is not installed."""
+
+
+class DataError(Phi3vTrainError):
+    """The training data cannot be used as it is (validation errors, over-long or fully masked records)."""
+
+    hint = "Run `phi3v-data validate FILE` for the full report."
