@@ -27,3 +27,9 @@ class ImageTagError(Phi3vDataError):
 
 class MissingDependencyError(Phi3vDataError):
     """An optional dependency is needed for this operation."""
+
+
+class UnsafePathError(Phi3vDataError):
+    """An image path is absolute, has a '..' component or a backslash, or is empty."""
+
+    hint = "Write image paths relative to the image root, with '/' separators and no '..'."

@@ -33,3 +33,15 @@ class DataError(Phi3vTrainError):
     """The training data cannot be used as it is (validation errors, over-long or fully masked records)."""
 
     hint = "Run `phi3v-data validate FILE` for the full report."
+
+
+class ModelConfigError(Phi3vTrainError, ValueError):
+    """A Phi-3(.5)-vision model config (config.json or preset) holds values the model cannot be built with."""
+
+    hint = "Compare the config.json with the hub's microsoft/Phi-3.5-vision-instruct config."
+
+
+class ExportError(Phi3vTrainError):
+    """A model cannot be exported as asked, or the export does not reproduce the source model (--verify)."""
+
+    hint = "See `phi3v-train export --help`; LoRA runs need --merge to become a standalone model."

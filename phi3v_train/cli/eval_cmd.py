@@ -1,7 +1,159 @@
-"""`phi3v-train` commands of this module (being written)."""
+"""`phi3v-train eval`: task metrics of a model on a record file, with a predictions file and a summary."""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from phi3v_data.io import progress_disabled
+from phi3v_train.errors import ConfigError
+
+stdout = Console(highlight=False)
+stderr = Console(stderr=True, highlight=False)
+
+
+class Metric(str, enum.Enum):
+    auto = "auto"
+    anls = "anls"
+    accuracy = "accuracy"
+    auroc = "auroc"
+
+
+def parse_labels(text: str | None) -> list[str] | None:
+    """``"a, b,c"`` -> ``["a", "b", "c"]``; None when not given."""
+    if text is None:
+        return None
+    labels = [label.strip() for label in text.split(",") if label.strip()]
+    if len(labels) < 2:
+        raise ConfigError(f"--labels needs at least two comma-separated labels, got {text!r}")
+    return labels
+
+
+@contextlib.contextmanager
+def record_progress(total: int, label: str) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on stderr counting records; yields its advance function, or None when bars are off."""
+    if progress_disabled():
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=stderr, transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda done: bar.advance(task, done)
+
+
+def _format(value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "n/a"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def summary_table(summary: dict[str, Any], title: str) -> Table:
+    """The metrics (and the confusion matrix's labels) as a two-column table."""
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name in ("anls", "accuracy", "auroc", "f1"):
+        if name in summary:
+            table.add_row(name, _format(summary[name]))
+    if "positive_label" in summary:
+        table.add_row("positive label", summary["positive_label"])
+    table.add_row("records", f"{summary['num_records']} of {summary['num_available']}")
+    return table
+
+
+def confusion_table(confusion: dict[str, Any]) -> Table:
+    """Rows: reference label; columns: predicted label."""
+    labels = confusion["labels"]
+    table = Table(title="confusion matrix (rows: reference, columns: predicted)")
+    table.add_column("")
+    for label in labels:
+        table.add_column(label, justify="right")
+    for label, row in zip(labels, confusion["matrix"], strict=True):
+        table.add_row(label, *(str(count) for count in row))
+    return table
+
+
+def eval_command(
+    model: str = typer.Option(..., "--model", help="Run output folder, checkpoint folder, hub id or preset name."),
+    data: Path = typer.Option(..., "--data", exists=True, dir_okay=False, help="Record file (JSONL) to evaluate on."),
+    metric: Metric = typer.Option(
+        Metric.auto,
+        "--metric",
+        help="auto picks by source: docvqa -> anls, hateful_memes -> auroc+accuracy+f1, others -> accuracy.",
+    ),
+    labels: str | None = typer.Option(
+        None, "--labels", help="Comma-separated label set for auroc/--constrained (default: the data's answers)."
+    ),
+    constrained: bool = typer.Option(
+        False, "--constrained", help="Answer with the most probable label of the label set instead of generating."
+    ),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Evaluate a seeded random sample of N records."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the --limit sample."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Prompts generated together."),
+    max_new_tokens: int = typer.Option(64, "--max-new-tokens", min=1, help="Longest answer generated."),
+    num_crops: int | None = typer.Option(
+        None, "--num-crops", min=1, help="Image crops; must match training (default: the saved processor's)."
+    ),
+    image_root: Path | None = typer.Option(
+        None, "--image-root", file_okay=False, help="Folder the image paths are relative to (default: DATA's images/)."
+    ),
+    output: Path | None = typer.Option(
+        None, "--output", file_okay=False, help="Output folder (default: <model dir>/eval/<data file stem>/)."
+    ),
+) -> None:
+    """Evaluates a model on a record file: writes predictions.jsonl and summary.json, prints the metrics.
+
+    Examples:
+
+      phi3v-train eval --model runs/demo --data data/ucf101_val.jsonl --num-crops 1
+
+      phi3v-train eval --model runs/memes --data data/hateful_memes_dev_seen.jsonl --limit 200
+
+      phi3v-train eval --model runs/ucf --data data/ucf101_val.jsonl --constrained
+    """
+    from phi3v_data.validate import default_image_root
+    from phi3v_train.evaluation.evaluate import evaluate_records
+    from phi3v_train.evaluation.outputs import default_output_dir, write_eval_outputs
+    from phi3v_train.evaluation.records import load_records
+    from phi3v_train.loading import load_model_and_processor
+
+    label_list = parse_labels(labels)
+    records = load_records(data)
+    loaded_model, processor = load_model_and_processor(model, num_crops=num_crops)
+    with record_progress(min(limit or len(records), len(records)), "evaluating") as advance:
+        result = evaluate_records(
+            loaded_model,
+            processor,
+            records,
+            image_root=image_root or default_image_root(data),
+            metric=metric.value,
+            limit=limit,
+            batch_size=batch_size,
+            max_new_tokens=max_new_tokens,
+            constrained=constrained,
+            labels=label_list,
+            seed=seed,
+            on_progress=advance,
+        )
+    result.summary["model"] = model
+    result.summary["data"] = str(data)
+    out_dir = output or default_output_dir(model, data)
+    predictions_path, summary_path = write_eval_outputs(result, out_dir)
+    stdout.print(summary_table(result.summary, f"{data.name} · {model}"))
+    if "confusion_matrix" in result.summary and len(result.summary["confusion_matrix"]["labels"]) <= 12:
+        stdout.print(confusion_table(result.summary["confusion_matrix"]))
+    stdout.print(f"predictions: {predictions_path}\nsummary: {summary_path}")
 
 
 def register(app: typer.Typer) -> None:
-    """Adds this module's commands to `app`."""
+    """Adds `eval` to `app`."""
+    app.command("eval")(eval_command)

@@ -1,0 +1,159 @@
+"""Throughput of `phi3v-data validate`: records/s schema-only, and with header image checks.
+
+Generates, in a temporary folder, a JSONL file of --records lines (default 100,000; one image per
+record, a mix of one-turn and two-turn records) and two image layouts:
+
+* ``shared``: the records reference --distinct small JPEGs (default 64), as frame datasets do; each
+  header is read once and cached, so this measures the per-record cost of the image check;
+* ``unique``: every record has its own image file (a copy of one small JPEG), so records/s equals
+  image headers read per second.
+
+Baselines measured in the same run: ``json.loads`` of every line (the floor of any JSON validator)
+and a bare ``PIL.Image.open`` header loop over the unique images in one process.
+
+Prints one JSON line per case: device, versions, settings and the rate.
+
+  python benchmarks/bench_validate.py
+  python benchmarks/bench_validate.py --records 20000 --repeat 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import PIL
+import pydantic
+from PIL import Image
+
+from phi3v_data.validate import validate_files
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def small_jpeg(index: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (320, 240), (index * 37 % 256, index * 91 % 256, 128)).save(buffer, format="JPEG", quality=80)
+    return buffer.getvalue()
+
+
+def line_for(index: int, image: str) -> str:
+    if index % 4 == 3:
+        conversations = [
+            {"images": [image], "user": f"<|image_1|>\nWhat happens in clip {index}?", "assistant": "Juggling."},
+            {"user": "Are you sure?", "assistant": "Yes."},
+        ]
+    else:
+        conversations = [{"images": [image], "user": "What action is shown?", "assistant": f"Class{index % 101}"}]
+    record = {"id": f"rec-{index:07d}", "source": "bench", "conversations": conversations}
+    if index % 2:
+        record["metadata"] = {"frame": index % 8, "video": f"v_{index // 8}.avi"}
+    return json.dumps(record)
+
+
+def make_dataset(folder: Path, records: int, distinct: int, unique: bool) -> Path:
+    images = folder / "images"
+    images.mkdir(parents=True)
+    count = records if unique else distinct
+    payloads = [small_jpeg(i) for i in range(min(count, 64))]
+    for i in range(count):
+        (images / f"{i:07d}.jpg").write_bytes(payloads[i % len(payloads)])
+    path = folder / "bench.jsonl"
+    with open(path, "w", encoding="utf-8") as handle:
+        for i in range(records):
+            handle.write(line_for(i, f"{i % count:07d}.jpg") + "\n")
+    return path
+
+
+def best_time(run: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def validate_clean(path: Path, **options: object) -> None:
+    report = validate_files([path], **options)  # type: ignore[arg-type]
+    if not report.ok or report.records == 0:
+        raise SystemExit(f"the generated file did not validate cleanly: {report.problems[:3]}")
+
+
+def json_loads_all(path: Path) -> None:
+    with open(path, "rb") as handle:
+        for line in handle:
+            json.loads(line)
+
+
+def open_headers(folder: Path) -> None:
+    for name in sorted(os.listdir(folder)):
+        with Image.open(folder / name) as image:
+            image.size  # noqa: B018 - reading the size is the work being timed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=100_000, help="lines in the generated file")
+    parser.add_argument("--distinct", type=int, default=64, help="distinct images in the shared layout")
+    parser.add_argument("--repeat", type=int, default=2, help="runs per case; the best is reported")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts for image checks")
+    parser.add_argument("--skip-unique", action="store_true", help="skip the one-image-per-record layout")
+    args = parser.parse_args()
+
+    common = {
+        "bench": "validate",
+        "device": f"cpu ({os.cpu_count()} cores, {cpu_model()})",
+        "python": platform.python_version(),
+        "pydantic": pydantic.VERSION,
+        "pillow": PIL.__version__,
+        "records": args.records,
+        "repeat": args.repeat,
+    }
+
+    def emit(case: str, seconds: float, **settings: object) -> None:
+        rate = round(args.records / seconds) if case != "baseline_pil_open" else None
+        result = {**common, "case": case, **settings, "seconds": round(seconds, 3), "records_per_s": rate}
+        result["loadavg_1m"] = round(os.getloadavg()[0], 2)  # other processes on the machine skew the figures
+        if case == "baseline_pil_open":
+            result["headers_per_s"] = round(settings["images"] / seconds)  # type: ignore[operator]
+        print(json.dumps(result), flush=True)
+
+    root = Path(tempfile.mkdtemp(prefix="bench_validate_"))
+    try:
+        shared = make_dataset(root / "shared", args.records, args.distinct, unique=False)
+        emit("baseline_json_loads", best_time(lambda: json_loads_all(shared), args.repeat))
+        seconds = best_time(lambda: validate_clean(shared, check_images=False), args.repeat)
+        emit("schema_only", seconds, check_images=False, workers=1)
+        for workers in args.workers:
+            seconds = best_time(lambda w=workers: validate_clean(shared, workers=w), args.repeat)
+            emit("header_checks_shared_images", seconds, distinct_images=args.distinct, workers=workers)
+        if not args.skip_unique:
+            unique = make_dataset(root / "unique", args.records, args.distinct, unique=True)
+            seconds = best_time(lambda: open_headers(unique.parent / "images"), args.repeat)
+            emit("baseline_pil_open", seconds, images=args.records, workers=1)
+            for workers in args.workers:
+                seconds = best_time(lambda w=workers: validate_clean(unique, workers=w), args.repeat)
+                emit("header_checks_unique_images", seconds, distinct_images=args.records, workers=workers)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

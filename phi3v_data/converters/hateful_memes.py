@@ -1,0 +1,115 @@
+"""Hateful Memes: one record per labeled meme, answer ``yes`` (hateful) or ``no``.
+
+SRC is the official folder (``img/`` plus ``train.jsonl``, ``dev_seen.jsonl``, ``dev_unseen.jsonl``,
+``test_seen.jsonl``, ``test_unseen.jsonl``) or the_cauldron ``hateful_memes`` parquet. Lines without a
+label are left out and counted in the report. Output record::
+
+    {"id": "42953", "source": "hateful-memes", "conversations": [{"images": ["train/42953.png"], "user": "Meme
+     text: its their character not their color that matters\\nIs this meme hateful? Answer yes or no.",
+     "assistant": "no"}], "metadata": {"meme_id": 42953, "label": 0, "image": "img/42953.png"}}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from phi3v_data.converters.base import Converter, ItemSkipped, Plan, Task, missing_source
+from phi3v_data.converters.cauldron import cauldron_tasks, is_cauldron, text_turns, write_images
+from phi3v_data.converters.images import image_extension, read_image_file, write_once
+from phi3v_data.converters.tables import iter_json_lines, parquet_files
+from phi3v_data.errors import SourceLayoutError
+
+OFFICIAL_SPLITS = ("train", "dev_seen", "dev_unseen", "test_seen", "test_unseen")
+QUESTION = "Is this meme hateful? Answer yes or no."
+
+
+def meme_prompt(text: str) -> str:
+    return f"Meme text: {text}\n{QUESTION}"
+
+
+def yes_no(answer: str) -> str | None:
+    word = answer.strip().lower().rstrip(".!").split()[0] if answer.strip() else ""
+    return {"yes": "yes", "no": "no", "true": "yes", "false": "no"}.get(word)
+
+
+@dataclass
+class HatefulMemesConverter(Converter):
+    src: Path
+
+    name: ClassVar[str] = "hateful-memes"
+    splits: ClassVar[tuple[str, ...]] = OFFICIAL_SPLITS
+
+    def __post_init__(self) -> None:
+        self.src = Path(self.src)
+
+    def options(self) -> dict[str, Any]:
+        return {"src": str(self.src)}
+
+    def plan(self) -> Plan:
+        if not self.src.exists():
+            raise missing_source(self.src)
+        files = parquet_files(self.src)
+        if files and is_cauldron(files):
+            return Plan(tasks=[Task(t.key, t.split, ("cauldron", *t.payload)) for t in cauldron_tasks(files)])
+        present = [s for s in OFFICIAL_SPLITS if (self.src / f"{s}.jsonl").is_file()]
+        if not present:
+            raise SourceLayoutError(
+                f"{self.src} has neither the official files ({', '.join(s + '.jsonl' for s in OFFICIAL_SPLITS)} "
+                "beside img/) nor the_cauldron hateful_memes parquet shards"
+            )
+        tasks, unlabeled = [], 0
+        for split in present:
+            path = self.src / f"{split}.jsonl"
+            for number, meme, error in iter_json_lines(path):
+                key = f"{split}.jsonl line {number}"
+                if meme is None:
+                    tasks.append(Task(key, split, ("error", error)))
+                elif meme.get("label") is None:
+                    unlabeled += 1
+                else:
+                    tasks.append(Task(key, split, ("meme", meme)))
+        return Plan(tasks=tasks, excluded={"unlabeled": unlabeled} if unlabeled else {})
+
+    def process(self, task: Task, images_dir: Path) -> list[dict[str, Any]]:
+        kind = task.payload[0]
+        if kind == "error":
+            raise ItemSkipped(task.payload[1])
+        if kind == "cauldron":
+            return self._cauldron(task, images_dir)
+        meme = task.payload[1]
+        try:
+            meme_id, image, text, label = meme["id"], str(meme["img"]), str(meme["text"]), int(meme["label"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ItemSkipped(f"expected id, img, text and a 0/1 label: {exc!r}") from exc
+        if label not in (0, 1):
+            raise ItemSkipped(f"label {label} is not 0 or 1")
+        data = read_image_file(self.src / image)
+        rel = f"{task.split}/{Path(image).stem}.{image_extension(data, image)}"
+        write_once(images_dir / rel, data)
+        return [
+            {
+                "id": str(meme_id),
+                "conversations": [{"images": [rel], "user": meme_prompt(text), "assistant": "yes" if label else "no"}],
+                "metadata": {"meme_id": meme_id, "label": label, "image": image},
+            }
+        ]
+
+    def _cauldron(self, task: Task, images_dir: Path) -> list[dict[str, Any]]:
+        _, file, row, texts = task.payload
+        records = []
+        for t, (user, answer) in enumerate(text_turns(texts)):
+            normalized = yes_no(answer)
+            if normalized is None:
+                raise ItemSkipped(f"answer {answer!r} is not yes/no")
+            records.append((t, user, normalized))
+        images = write_images(Path(file), row, task.split, images_dir, expected=1)
+        return [
+            {
+                "id": f"{task.split}-{row:08d}-{t}",
+                "conversations": [{"images": images, "user": user, "assistant": answer}],
+                "metadata": {"source_row": task.key, "label": int(answer == "yes")},
+            }
+            for t, user, answer in records
+        ]

@@ -1,0 +1,126 @@
+"""NLVR2: one record per sentence, with the left (``-img0``) then the right (``-img1``) image.
+
+SRC is the official folder (``data/{train,dev,test1}.json`` JSON lines plus ``images/``, where train
+has a ``<directory>`` level) or the_cauldron ``nlvr2`` parquet. Output record::
+
+    {"id": "dev-850-0-0", "source": "nlvr2", "conversations": [{"images": ["dev/dev-850-0-img0.png",
+     "dev/dev-850-0-img1.png"], "user": "The left image contains twice the number of dogs as the right image.\\nIs
+     this sentence true for the left and right images? Answer True or False.", "assistant": "False"}],
+     "metadata": {"identifier": "dev-850-0-0", "label": false}}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from phi3v_data.converters.base import Converter, ItemSkipped, Plan, Task, missing_source
+from phi3v_data.converters.cauldron import cauldron_tasks, is_cauldron, text_turns, write_images
+from phi3v_data.converters.images import image_extension, read_image_file, write_once
+from phi3v_data.converters.tables import iter_json_lines, parquet_files
+from phi3v_data.errors import SourceLayoutError
+
+OFFICIAL_SPLITS = ("train", "dev", "test1", "test2")
+QUESTION = "Is this sentence true for the left and right images? Answer True or False."
+
+
+def nlvr2_prompt(sentence: str) -> str:
+    return f"{sentence}\n{QUESTION}"
+
+
+def true_false(answer: Any) -> str | None:
+    text = str(answer).strip().lower().rstrip(".!")
+    return {"true": "True", "false": "False", "yes": "True", "no": "False"}.get(text.split()[0] if text else "")
+
+
+@dataclass
+class Nlvr2Converter(Converter):
+    src: Path
+
+    name: ClassVar[str] = "nlvr2"
+    splits: ClassVar[tuple[str, ...]] = OFFICIAL_SPLITS
+
+    def __post_init__(self) -> None:
+        self.src = Path(self.src)
+
+    def options(self) -> dict[str, Any]:
+        return {"src": str(self.src)}
+
+    def plan(self) -> Plan:
+        if not self.src.exists():
+            raise missing_source(self.src)
+        files = parquet_files(self.src)
+        if files and is_cauldron(files):
+            return Plan(tasks=[Task(t.key, t.split, ("cauldron", *t.payload)) for t in cauldron_tasks(files)])
+        data_dir = self.src / "data"
+        present = [data_dir / f"{s}.json" for s in OFFICIAL_SPLITS if (data_dir / f"{s}.json").is_file()]
+        if not present:
+            raise SourceLayoutError(
+                f"no {data_dir}/{{train,dev,test1}}.json and no the_cauldron nlvr2 parquet shards under {self.src}"
+            )
+        tasks = []
+        for path in present:
+            for number, example, error in iter_json_lines(path):
+                key = f"data/{path.name} line {number}"
+                tasks.append(Task(key, path.stem, ("error", error) if example is None else ("example", example)))
+        return Plan(tasks=tasks)
+
+    def _pair(self, split: str, example: dict[str, Any]) -> list[Path]:
+        prefix = str(example["identifier"]).rsplit("-", 1)[0]
+        folder = self.src / "images" / split
+        if "directory" in example and example["directory"] is not None:
+            folder = folder / str(example["directory"])
+        paths = []
+        for side in ("img0", "img1"):
+            found = sorted(folder.glob(f"{prefix}-{side}.*"))
+            if not found:
+                raise ItemSkipped(f"missing image {folder / (prefix + '-' + side + '.png')}")
+            paths.append(found[0])
+        return paths
+
+    def process(self, task: Task, images_dir: Path) -> list[dict[str, Any]]:
+        kind = task.payload[0]
+        if kind == "error":
+            raise ItemSkipped(task.payload[1])
+        if kind == "cauldron":
+            return self._cauldron(task, images_dir)
+        example = task.payload[1]
+        try:
+            identifier, sentence = str(example["identifier"]), str(example["sentence"])
+        except KeyError as exc:
+            raise ItemSkipped(f"missing field {exc}") from exc
+        answer = true_false(example.get("label"))
+        if answer is None:
+            raise ItemSkipped(f"label {example.get('label')!r} is not True/False")
+        images = []
+        for path in self._pair(task.split, example):
+            data = read_image_file(path)
+            rel = f"{task.split}/{path.stem}.{image_extension(data, str(path))}"
+            write_once(images_dir / rel, data)
+            images.append(rel)
+        return [
+            {
+                "id": identifier,
+                "conversations": [{"images": images, "user": nlvr2_prompt(sentence), "assistant": answer}],
+                "metadata": {"identifier": identifier, "label": answer == "True"},
+            }
+        ]
+
+    def _cauldron(self, task: Task, images_dir: Path) -> list[dict[str, Any]]:
+        _, file, row, texts = task.payload
+        turns = []
+        for t, (user, answer) in enumerate(text_turns(texts)):
+            normalized = true_false(answer)
+            if normalized is None:
+                raise ItemSkipped(f"answer {answer!r} is not True/False")
+            turns.append((t, user, normalized))
+        images = write_images(Path(file), row, task.split, images_dir, expected=2)
+        return [
+            {
+                "id": f"{task.split}-{row:08d}-{t}",
+                "conversations": [{"images": images, "user": user, "assistant": answer}],
+                "metadata": {"source_row": task.key, "label": answer == "True"},
+            }
+            for t, user, answer in turns
+        ]

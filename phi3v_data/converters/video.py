@@ -1,0 +1,285 @@
+"""Frame sampling and decoding of video clips: PyAV with seeks, decord, and the recipe's full decode.
+
+Every backend returns the wanted frames as RGB arrays keyed by frame index, or raises
+:class:`CorruptVideoError` when one of them cannot be decoded (a truncated or garbage file).
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+SAMPLING_POLICIES = ("uniform", "center", "random", "fps")
+DECODERS = ("auto", "pyav", "decord")
+# `auto` tries PyAV first: benchmarks/bench_convert.py measured PyAV-seek faster than decord per core
+# on 320x240 XviD clips (see benchmarks/RESULTS.md), and PyAV is a core dependency.
+AUTO_ORDER = ("pyav", "decord")
+
+
+class CorruptVideoError(Exception):
+    """The clip cannot be opened or read."""
+
+
+class MissingFramesError(CorruptVideoError):
+    """Some wanted frames, which the header declares, cannot be decoded: the clip is truncated or damaged."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    frames: int
+    """T: the frame count the header declares, or the decoded count when it declares none."""
+    fps: float
+    width: int
+    height: int
+    counted: bool
+    """True when T was counted by decoding because the header declares no frame count."""
+
+
+def sample_indices(
+    total: int,
+    num: int,
+    policy: str = "uniform",
+    *,
+    seed: int = 0,
+    key: str = "",
+    fps: float | None = None,
+    video_fps: float | None = None,
+) -> list[int]:
+    """Frame indices to keep from a clip of ``total`` frames.
+
+    ``uniform`` is ``floor(i*T/N)`` (the recipe's formula), ``center`` the centre of each of the N equal
+    segments, ``random`` a random offset within each segment seeded by ``seed`` and ``key`` (the clip),
+    ``fps`` one frame every ``video_fps/fps`` frames from the start, at most N.
+    """
+    if total <= 0:
+        raise ValueError("the clip has no frames")
+    if num <= 0:
+        raise ValueError("the number of frames must be positive")
+    if policy == "uniform":
+        return [i * total // num for i in range(num)]
+    if policy == "center":
+        return [min(total - 1, ((2 * i + 1) * total) // (2 * num)) for i in range(num)]
+    if policy == "random":
+        rng = random.Random(f"{seed}:{key}")
+        starts = [i * total // num for i in range(num + 1)]
+        return [starts[i] + rng.randrange(max(1, starts[i + 1] - starts[i])) for i in range(num)]
+    if policy == "fps":
+        if not fps or fps <= 0 or not video_fps or video_fps <= 0:
+            raise ValueError("fps sampling needs a positive --fps and a clip frame rate")
+        step = Fraction(video_fps).limit_denominator(1001) / Fraction(fps).limit_denominator(1001)
+        indices = []
+        j = 0
+        while len(indices) < num and int(j * step) < total:
+            indices.append(int(j * step))
+            j += 1
+        return indices
+    raise ValueError(f"unknown sampling policy {policy!r}; choose one of {', '.join(SAMPLING_POLICIES)}")
+
+
+def _open(path: Path):
+    import av
+
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
+        raise CorruptVideoError(f"cannot open: {exc}") from exc
+    if not container.streams.video:
+        container.close()
+        raise CorruptVideoError("no video stream")
+    return container
+
+
+class _Clock:
+    """Maps timestamps to frame indices with integer arithmetic: index = round((pts - start) * time_base * rate)."""
+
+    def __init__(self, stream) -> None:
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        if not rate or stream.time_base is None:
+            raise CorruptVideoError("the stream declares no frame rate")
+        factor = Fraction(stream.time_base) * Fraction(rate)
+        self.start = stream.start_time or 0
+        self.num, self.den = factor.numerator, factor.denominator
+
+    def index(self, pts: int) -> int:
+        return (2 * (pts - self.start) * self.num + self.den) // (2 * self.den)
+
+    def timestamp(self, index: int) -> int:
+        return self.start + index * self.den // self.num
+
+
+def probe(path: Path) -> VideoInfo:
+    """Reads T from the header; when it declares 0 frames, counts them by decoding the whole clip."""
+    import av
+
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        total = stream.frames
+        rate = stream.average_rate or stream.guessed_rate
+        fps = float(rate) if rate else 0.0
+        width, height = stream.codec_context.width, stream.codec_context.height
+        counted = False
+        if total <= 0:
+            counted = True
+            try:
+                total = sum(1 for _ in container.decode(stream))
+            except av.FFmpegError as exc:
+                raise CorruptVideoError(f"decoding failed while counting frames: {exc}") from exc
+        if total <= 0:
+            raise CorruptVideoError("the clip has no decodable frames")
+        return VideoInfo(frames=total, fps=fps, width=width, height=height, counted=counted)
+    finally:
+        container.close()
+
+
+def _check_complete(wanted: Sequence[int], got: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+    missing = sorted(set(wanted) - set(got))
+    if missing:
+        shown = ", ".join(map(str, missing[:8])) + (" …" if len(missing) > 8 else "")
+        raise MissingFramesError(f"frames {shown} could not be decoded (truncated or damaged file)")
+    return got
+
+
+def decode_baseline(path: Path, wanted: Sequence[int]) -> dict[int, np.ndarray]:
+    """The recipe's method: decode from the start up to the last wanted frame, keeping the wanted ones."""
+    import av
+
+    targets = set(wanted)
+    last = max(targets)
+    got: dict[int, np.ndarray] = {}
+    container = _open(path)
+    try:
+        for index, frame in enumerate(container.decode(container.streams.video[0])):
+            if index in targets:
+                got[index] = frame.to_ndarray(format="rgb24")
+            if index >= last:
+                break
+    except av.FFmpegError as exc:
+        raise CorruptVideoError(f"decoding failed: {exc}") from exc
+    finally:
+        container.close()
+    return _check_complete(wanted, got)
+
+
+def decode_pyav(path: Path, wanted: Sequence[int]) -> dict[int, np.ndarray]:
+    """PyAV with seeks: jump to the keyframe before a wanted frame whenever it lies ahead of the decoder.
+
+    Decoding is single-threaded: parallelism comes from worker processes, one clip each.
+    """
+    import av
+    from av.video.reformatter import VideoReformatter
+
+    targets = sorted(set(wanted))
+    keep = set(targets)
+    got: dict[int, np.ndarray] = {}
+    # One reformatter for the clip: `frame.to_ndarray` builds a new swscale context per frame, which
+    # costs more than decoding a 320x240 frame.
+    rgb = VideoReformatter()
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        stream.codec_context.thread_count = 1
+        clock = _Clock(stream)
+        keyframes = sorted(clock.index(entry.timestamp) for entry in stream.index_entries if entry.is_keyframe)
+        position = -1
+        frames = None
+        for target in targets:
+            if target in got:
+                continue
+            k = bisect.bisect_right(keyframes, target) - 1
+            keyframe = keyframes[k] if k >= 0 else 0
+            first = False
+            if frames is None or keyframe > position + 1:
+                container.seek(clock.timestamp(keyframe), stream=stream, backward=True)
+                frames = container.decode(stream)
+                first = True
+            for frame in frames:
+                if frame.pts is None:
+                    raise CorruptVideoError("frames carry no timestamps")
+                index = clock.index(frame.pts)
+                if first and index > target:
+                    raise CorruptVideoError(f"seeking to frame {target} landed on frame {index}")
+                first = False
+                position = index
+                if index in keep and index not in got:
+                    got[index] = rgb.reformat(frame, format="rgb24").to_ndarray()
+                if index >= target:
+                    break
+            else:
+                break
+    except av.FFmpegError as exc:
+        raise CorruptVideoError(f"decoding failed: {exc}") from exc
+    finally:
+        container.close()
+    return _check_complete(targets, got)
+
+
+def decode_decord(path: Path, wanted: Sequence[int], total: int) -> dict[int, np.ndarray]:
+    """decord's random access. It clamps indices past the end, so a short clip is caught by its length."""
+    import decord
+
+    targets = sorted(set(wanted))
+    try:
+        reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+    except (decord.DECORDError, RuntimeError) as exc:
+        raise CorruptVideoError(f"decord cannot open: {exc}") from exc
+    try:
+        if len(reader) < total and targets[-1] >= len(reader):
+            raise MissingFramesError(f"decord finds {len(reader)} frames, the header declares {total}")
+        try:
+            batch = reader.get_batch(targets).asnumpy()
+        except (decord.DECORDError, RuntimeError, IndexError) as exc:
+            raise CorruptVideoError(f"decord failed: {exc}") from exc
+    finally:
+        del reader
+    return _check_complete(targets, {index: batch[i] for i, index in enumerate(targets)})
+
+
+def decoder_available(name: str) -> bool:
+    if name == "decord":
+        try:
+            import decord  # noqa: F401
+        except ImportError:
+            return False
+    return True
+
+
+def decoder_chain(choice: str) -> list[str]:
+    """The backends to try in order: one named, or `auto`'s installed ones, fastest first."""
+    if choice == "auto":
+        return [name for name in AUTO_ORDER if decoder_available(name)]
+    if choice not in DECODERS:
+        raise ValueError(f"unknown decoder {choice!r}; choose one of {', '.join(DECODERS)}")
+    return [choice]
+
+
+def _backend(name: str) -> Callable[[Path, Sequence[int], int], dict[int, np.ndarray]]:
+    if name == "pyav":
+        return lambda path, wanted, total: decode_pyav(path, wanted)
+    if name == "decord":
+        return decode_decord
+    return lambda path, wanted, total: decode_baseline(path, wanted)
+
+
+def read_frames(path: Path, wanted: Sequence[int], total: int, chain: Sequence[str]) -> tuple[str, dict]:
+    """Decodes ``wanted`` with the first backend of ``chain`` that succeeds; returns (backend, frames).
+
+    A clip whose header-declared frames are missing is corrupt for every backend, so there is no
+    fallback then; other failures (the backend cannot open or read the file) try the next one.
+    """
+    reasons = []
+    for name in chain:
+        try:
+            return name, _backend(name)(path, wanted, total)
+        except MissingFramesError as exc:
+            reasons.append(f"{name}: {exc}")
+            break
+        except CorruptVideoError as exc:
+            reasons.append(f"{name}: {exc}")
+    raise CorruptVideoError("; ".join(reasons))

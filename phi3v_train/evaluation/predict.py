@@ -1,0 +1,75 @@
+"""Answers for ad-hoc prompts and for record files, through the same prompt encoding as evaluation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from phi3v_data.schema import Record
+from phi3v_train.errors import DataError
+from phi3v_train.evaluation.evaluate import encode_prompts
+from phi3v_train.evaluation.generation import generate_answers
+
+
+@dataclass(frozen=True)
+class PromptTurn:
+    """A user turn still waiting for its answer."""
+
+    user: str
+    images: tuple[str, ...]
+    assistant: str = ""
+
+
+def open_images(paths: Sequence[Path]) -> list[Image.Image]:
+    images = []
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                image.load()
+                images.append(image)
+        except (OSError, Image.DecompressionBombError) as exc:
+            raise DataError(f"cannot read image {path}: {exc}") from exc
+    return images
+
+
+def answer_prompt(
+    model: Any, processor: Any, prompt: str, images: Sequence[Image.Image], *, max_new_tokens: int = 64
+) -> str:
+    """The model's greedy answer to one user message with its images.
+
+    Without ``<|image_N|>`` tags in ``prompt``, one tag per image is placed before the text.
+    """
+    turn = PromptTurn(user=prompt, images=tuple(str(n) for n in range(len(images))))
+    encoded = processor.encode_conversation([turn], list(images), for_generation=True)
+    return generate_answers(model, processor.tokenizer, [encoded], batch_size=1, max_new_tokens=max_new_tokens)[0]
+
+
+def predict_records(
+    model: Any,
+    processor: Any,
+    records: Sequence[Record],
+    *,
+    image_root: Path,
+    batch_size: int = 8,
+    max_new_tokens: int = 64,
+    on_progress: Callable[[int], None] | None = None,
+) -> list[str]:
+    """The answer to each record's last turn, given its earlier turns, in record order."""
+    prompts = encode_prompts(processor, records, image_root)
+    was_training = model.training
+    model.eval()
+    try:
+        return generate_answers(
+            model,
+            processor.tokenizer,
+            prompts,
+            batch_size=batch_size,
+            max_new_tokens=max_new_tokens,
+            on_batch=on_progress,
+        )
+    finally:
+        model.train(was_training)

@@ -1,0 +1,1 @@
+"""The trainer: configuration, presets, freezing and LoRA modes, and the Hugging Face Trainer around them."""

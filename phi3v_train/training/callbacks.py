@@ -1,0 +1,91 @@
+"""Trainer callbacks: rich progress with ETA, loss history, and self-contained checkpoints."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from transformers import TrainerCallback
+
+from phi3v_data.io import progress_disabled
+
+logger = logging.getLogger("phi3v_train")
+
+SHOWN_KEYS = ("loss", "learning_rate", "grad_norm", "images_per_second", "tokens_per_second", "eval_loss")
+
+
+def format_logs(logs: dict[str, float]) -> str:
+    parts = []
+    for key in SHOWN_KEYS:
+        if key in logs:
+            value = logs[key]
+            parts.append(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}")
+    return " ".join(parts)
+
+
+class LossHistory(TrainerCallback):
+    """Every logged training loss, as (step, loss)."""
+
+    def __init__(self) -> None:
+        self.losses: list[tuple[int, float]] = []
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            self.losses.append((state.global_step, float(logs["loss"])))
+
+
+class RichProgress(TrainerCallback):
+    """Step bar with ETA and the last loss/lr on rank 0 (stderr); log lines instead when bars are off."""
+
+    def __init__(self) -> None:
+        self.progress: Progress | None = None
+        self.task = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero or progress_disabled():
+            return
+        self.progress = Progress(
+            TextColumn("[bold]train"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[status]}"),
+            console=Console(stderr=True),
+        )
+        self.progress.start()
+        self.task = self.progress.add_task("train", total=state.max_steps, completed=state.global_step, status="")
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.progress is not None:
+            self.progress.update(self.task, completed=state.global_step)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        line = format_logs(logs)
+        if self.progress is not None:
+            self.progress.update(self.task, status=line)
+        if line:
+            logger.info("step %d/%d %s", state.global_step, state.max_steps, line)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
+class CheckpointExtras(TrainerCallback):
+    """Writes the processor files (and phi3v_base.json in LoRA modes) into every checkpoint folder,
+    so that ``checkpoint-N`` loads like a finished run."""
+
+    def __init__(self, write: Callable[[Path], None]) -> None:
+        self.write = write
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            self.write(Path(args.output_dir) / f"checkpoint-{state.global_step}")

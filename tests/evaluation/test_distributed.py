@@ -1,0 +1,52 @@
+"""Under torch.distributed, each rank evaluates a strided shard and every rank gets the gathered result.
+
+The two ranks run one after the other in this process, with the rank lookup and the all-gather
+replaced; the gather returns the rows of both ranks in rank order, as ``all_gather_object`` does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from phi3v_data.schema import Record
+from phi3v_train.evaluation import evaluate as evaluate_module
+from phi3v_train.evaluation import evaluate_records
+
+
+def records() -> list[Record]:
+    questions = ["Hi?", "What now?", "A longer question here?", "Why?", "Tell me more, please?"]
+    return [
+        Record.model_validate({"id": f"q{i}", "source": "custom", "conversations": [{"user": q, "assistant": "x"}]})
+        for i, q in enumerate(questions)
+    ]
+
+
+def test_ranks_evaluate_strided_shards_and_share_the_gathered_result(tiny_model, processor, monkeypatch) -> None:
+    single = evaluate_records(tiny_model, processor, records(), image_root=Path(), max_new_tokens=3)
+
+    shards: dict[int, list[int]] = {}
+    rows_of_rank: dict[int, list[dict]] = {}
+    original = evaluate_module._predict_shard
+    current = {"rank": 0}
+
+    def recording(model, proc, shard, **kwargs):
+        shards[current["rank"]] = [index for index, _ in shard]
+        rows_of_rank[current["rank"]] = original(model, proc, shard, **kwargs)
+        return rows_of_rank[current["rank"]]
+
+    monkeypatch.setattr(evaluate_module, "_predict_shard", recording)
+    monkeypatch.setattr(evaluate_module, "_distributed", lambda: (current["rank"], 2))
+    results = []
+    for rank in (1, 0):
+        current["rank"] = rank
+        monkeypatch.setattr(
+            evaluate_module,
+            "_gather",
+            lambda rows, world_size: [row for r in range(world_size) for row in rows_of_rank.get(r, [])],
+        )
+        results.append(evaluate_records(tiny_model, processor, records(), image_root=Path(), max_new_tokens=3))
+
+    assert shards == {0: [0, 2, 4], 1: [1, 3]}
+    assert results[1].predictions == single.predictions
+    assert results[1].summary == single.summary
+    assert [p["id"] for p in single.predictions] == ["q0", "q1", "q2", "q3", "q4"]
