@@ -99,14 +99,14 @@ def _textured_frames(seed: int, count: int) -> Iterator[np.ndarray]:
         yield frame
 
 
-def _write_clips(folder: Path, count: int, gop: int, content: str) -> list[Path]:
+def _write_clips(folder: Path, count: int, gop: int, content: str, b_frames: int) -> list[Path]:
     clips = []
     for i in range(count):
         path = folder / f"Bench{i % 2}" / f"v_Bench{i % 2}_g{8 + i // 2:02d}_c01.avi"
         frames = (
             _textured_frames(i, 250) if content == "textured" else (synthetic_frame(t, i % 3, i) for t in range(250))
         )
-        write_avi(path, frames, gop=gop)
+        write_avi(path, frames, gop=gop, b_frames=b_frames)
         clips.append(path)
     return clips
 
@@ -131,6 +131,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=8, help="Frames sampled per clip.")
     parser.add_argument("--gop", type=int, action="append", help="Encoder keyframe interval(s) (default 12).")
     parser.add_argument("--workers", type=int, action="append", help="Worker counts (default 1 and 2).")
+    parser.add_argument("--b-frames", type=int, default=0, help="B-frames between reference frames (XviD uses 2).")
     parser.add_argument(
         "--content", action="append", choices=("textured", "flat"), help="Clip content(s) (default textured)."
     )
@@ -143,7 +144,7 @@ def main() -> None:
 
 
 def _measure(folder: Path, base: dict, args: argparse.Namespace, gop: int, content: str) -> None:
-    clips = _write_clips(folder, args.clips, gop, content)
+    clips = _write_clips(folder, args.clips, gop, content, args.b_frames)
     reference = [_decode("baseline", clip, args.frames) for clip in clips]
     identical = {
         method: all(
@@ -157,6 +158,7 @@ def _measure(folder: Path, base: dict, args: argparse.Namespace, gop: int, conte
         "repeats": args.repeats,
         "frames": args.frames,
         "gop": gop,
+        "b_frames": args.b_frames,
         "content": content,
         "clip": "10 s 320x240 25 fps mpeg4/XVID",
         "avg_clip_kb": round(sum(c.stat().st_size for c in clips) / len(clips) / 1024),

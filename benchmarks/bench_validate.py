@@ -11,7 +11,10 @@ record, a mix of one-turn and two-turn records) and two image layouts:
 Baselines measured in the same run: ``json.loads`` of every line (the floor of any JSON validator)
 and a bare ``PIL.Image.open`` header loop over the unique images in one process.
 
-Prints one JSON line per case: device, versions, settings and the rate.
+Prints one JSON line per case: device, versions, settings, the best wall time of --repeat runs and
+the CPU time of this process in that run, as records (or headers) per wall second and, for the
+one-process cases, per CPU second. On a shared machine the wall rates drop with the load average,
+which each line records; the CPU rates much less.
 
   python benchmarks/bench_validate.py
   python benchmarks/bench_validate.py --records 20000 --repeat 1
@@ -24,6 +27,7 @@ import io
 import json
 import os
 import platform
+import resource
 import shutil
 import tempfile
 import time
@@ -81,13 +85,20 @@ def make_dataset(folder: Path, records: int, distinct: int, unique: bool) -> Pat
     return path
 
 
-def best_time(run: Callable[[], object], repeat: int) -> float:
-    times = []
+def cpu_seconds() -> float:
+    """CPU time of this process (the image-check workers are forked by a fork server: not counted)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return own.ru_utime + own.ru_stime
+
+
+def best_time(run: Callable[[], object], repeat: int) -> tuple[float, float]:
+    """The best wall time of ``repeat`` runs, and the CPU time of that run."""
+    runs = []
     for _ in range(repeat):
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), cpu_seconds()
         run()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        runs.append((time.perf_counter() - wall, cpu_seconds() - cpu))
+    return min(runs)
 
 
 def validate_clean(path: Path, **options: object) -> None:
@@ -127,30 +138,33 @@ def main() -> None:
         "repeat": args.repeat,
     }
 
-    def emit(case: str, seconds: float, **settings: object) -> None:
-        rate = round(args.records / seconds) if case != "baseline_pil_open" else None
-        result = {**common, "case": case, **settings, "seconds": round(seconds, 3), "records_per_s": rate}
-        result["loadavg_1m"] = round(os.getloadavg()[0], 2)  # other processes on the machine skew the figures
-        if case == "baseline_pil_open":
-            result["headers_per_s"] = round(settings["images"] / seconds)  # type: ignore[operator]
+    def emit(case: str, timing: tuple[float, float], count: int, **settings: object) -> None:
+        wall, cpu = timing
+        unit = "headers" if case == "baseline_pil_open" else "records"
+        result = {**common, "case": case, **settings, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3)}
+        result[f"{unit}_per_s"] = round(count / wall)
+        if settings.get("workers", 1) == 1 or not settings.get("check_images", True):
+            result[f"{unit}_per_cpu_s"] = round(count / cpu)
+        result["loadavg_1m"] = round(os.getloadavg()[0], 2)  # other processes on the machine skew wall times
         print(json.dumps(result), flush=True)
 
     root = Path(tempfile.mkdtemp(prefix="bench_validate_"))
     try:
         shared = make_dataset(root / "shared", args.records, args.distinct, unique=False)
-        emit("baseline_json_loads", best_time(lambda: json_loads_all(shared), args.repeat))
-        seconds = best_time(lambda: validate_clean(shared, check_images=False), args.repeat)
-        emit("schema_only", seconds, check_images=False, workers=1)
+        n = args.records
+        emit("baseline_json_loads", best_time(lambda: json_loads_all(shared), args.repeat), n)
+        timing = best_time(lambda: validate_clean(shared, check_images=False), args.repeat)
+        emit("schema_only", timing, n, check_images=False, workers=1)
         for workers in args.workers:
-            seconds = best_time(lambda w=workers: validate_clean(shared, workers=w), args.repeat)
-            emit("header_checks_shared_images", seconds, distinct_images=args.distinct, workers=workers)
+            timing = best_time(lambda w=workers: validate_clean(shared, workers=w), args.repeat)
+            emit("header_checks_shared_images", timing, n, distinct_images=args.distinct, workers=workers)
         if not args.skip_unique:
-            unique = make_dataset(root / "unique", args.records, args.distinct, unique=True)
-            seconds = best_time(lambda: open_headers(unique.parent / "images"), args.repeat)
-            emit("baseline_pil_open", seconds, images=args.records, workers=1)
+            unique = make_dataset(root / "unique", n, args.distinct, unique=True)
+            timing = best_time(lambda: open_headers(unique.parent / "images"), args.repeat)
+            emit("baseline_pil_open", timing, n, workers=1)
             for workers in args.workers:
-                seconds = best_time(lambda w=workers: validate_clean(unique, workers=w), args.repeat)
-                emit("header_checks_unique_images", seconds, distinct_images=args.records, workers=workers)
+                timing = best_time(lambda w=workers: validate_clean(unique, workers=w), args.repeat)
+                emit("header_checks_unique_images", timing, n, distinct_images=n, workers=workers)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

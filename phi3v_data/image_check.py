@@ -14,10 +14,14 @@ import os
 import warnings
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from multiprocessing import get_context
+from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import get_all_start_methods, get_context
 from typing import NamedTuple
 
 from PIL import Image
+
+from phi3v_data.errors import Phi3vDataError
+from phi3v_data.image_tokens import MAX_ASPECT_RATIO
 
 MISSING = "missing_image"
 CORRUPT = "corrupt_image"
@@ -27,6 +31,9 @@ JPEG_END = b"\xff\xd9"
 # JPEG writers may append metadata after the end marker; look for it in this many trailing bytes.
 JPEG_TAIL_BYTES = 4096
 BATCH_SIZE = 256
+# Not fork: forking a process that runs threads (progress bars, the pool's own) can deadlock. The fork
+# server pays the interpreter start-up once and forks workers from it; Windows has only spawn.
+START_METHOD = "forkserver" if "forkserver" in get_all_start_methods() else "spawn"
 
 
 class ImageInfo(NamedTuple):
@@ -83,8 +90,14 @@ def check_image(path: str, deep: bool = False) -> ImageInfo:
         return ImageInfo(MISSING, message=f"is a folder, not an image file: {path}")
     except OSError as exc:
         return ImageInfo(CORRUPT, message=f"cannot read {path}: {exc.strerror or exc}")
+    except ValueError as exc:  # a path the OS cannot take: an embedded NUL, a lone surrogate
+        return ImageInfo(MISSING, message=f"cannot open {path!r}: {exc}")
     if width <= 0 or height <= 0:
         return ImageInfo(CORRUPT, width, height, f"image has an empty size {width}x{height}")
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        return ImageInfo(
+            CORRUPT, width, height, f"{width}x{height} is too elongated (aspect ratio over {MAX_ASPECT_RATIO}:1)"
+        )
     return ImageInfo(None, width, height)
 
 
@@ -139,8 +152,7 @@ class ImageChecker:
             self._results.update(zip(new, check_images(new, self.deep), strict=True))
             return
         if self._executor is None:
-            # spawn: forking a process that runs threads (progress bars, the pool's own) can deadlock.
-            self._executor = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"))
+            self._executor = ProcessPoolExecutor(self.workers, mp_context=get_context(START_METHOD))
         size = max(1, min(BATCH_SIZE, -(-len(new) // self.workers)))
         for start in range(0, len(new), size):
             batch = new[start : start + size]
@@ -168,6 +180,12 @@ class ImageChecker:
 
     def _collect(self, future: Future[list[ImageInfo]]) -> None:
         batch = self._batches.pop(future)
-        for path, result in zip(batch, future.result(), strict=True):
+        try:
+            results = future.result()
+        except BrokenProcessPool as exc:
+            raise Phi3vDataError(
+                f"an image-check worker process died ({exc}); rerun with --workers 1 to check images in one process"
+            ) from exc
+        for path, result in zip(batch, results, strict=True):
             self._results[path] = result
             del self._pending[path]

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 CROP_SIZE = 336
 TOKENS_PER_CROP = 144
 NEWLINE_TOKENS_PER_ROW = 12
+# Beyond this aspect ratio the short side resizes to 0 px at num_crops=1 (the hub code then fails).
+MAX_ASPECT_RATIO = CROP_SIZE
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,11 @@ def hd_layout(width: int, height: int, num_crops: int) -> HDLayout:
     scale -= 1
     new_w = int(scale * CROP_SIZE)
     new_h = int(new_w / ratio)
+    if new_h == 0:
+        raise ValueError(
+            f"a {width}x{height} image is too elongated for the HD transform at num_crops={num_crops} "
+            f"(its short side would be resized to 0 px)"
+        )
     padded_h = int(math.ceil(new_h / CROP_SIZE) * CROP_SIZE)
     if transposed:
         return HDLayout(new_h, new_w, padded_h, new_w, True)

@@ -55,7 +55,7 @@ FIXES: dict[str, str] = {
 }
 """Every problem code with the fix the reports suggest."""
 
-CHUNK_RECORDS = 2048
+CHUNK_RECORDS = 1024
 _validate_json = Record.__pydantic_validator__.validate_json
 FILE_LINE = 0
 """The line number of problems about a whole file (``empty_file``)."""
@@ -121,7 +121,14 @@ def default_image_root(jsonl_path: Path) -> Path:
 
 def unsafe_path_reason(relative: str) -> str | None:
     """Why ``relative`` is not a safe relative POSIX image path, or None when it is."""
-    if relative and relative[0] != "/" and "\\" not in relative and ".." not in relative and ":" not in relative[:2]:
+    if (
+        relative
+        and relative[0] != "/"
+        and "\\" not in relative
+        and ".." not in relative
+        and ":" not in relative[:2]
+        and "\x00" not in relative
+    ):
         return None
     if not relative.strip():
         return "the path is empty"
@@ -133,6 +140,8 @@ def unsafe_path_reason(relative: str) -> str | None:
         return "the path contains a backslash (use '/')"
     if ".." in relative.split("/"):
         return "the path has a '..' component"
+    if "\x00" in relative:
+        return "the path contains a NUL character"
     return None
 
 
@@ -440,7 +449,8 @@ def validate_files(
     :func:`phi3v_data.token_count.estimate_text_tokens`) plus image tokens at ``num_crops``. With
     ``check_images`` off, image sizes are unknown and records with images are not length-checked.
     ``strict`` turns warnings into errors. The output file is written atomically: it appears only
-    when validation completes.
+    when validation completes. ``workers`` above 1 checks images in worker processes (fork server or
+    spawn), so a script calling this must guard its top level with ``if __name__ == "__main__":``.
     """
     problems: list[Problem] = []
     records = valid = 0

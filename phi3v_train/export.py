@@ -98,7 +98,7 @@ def max_abs_difference(reference: Sequence[torch.Tensor], exported: Sequence[tor
     return max(float((a - b).abs().max()) for a, b in zip(reference, exported, strict=True))
 
 
-def _clean_model_config(model: Any, special: SpecialIds) -> None:
+def _clean_model_config(model: Any, special: SpecialIds, bos_id: int) -> None:
     """No ``auto_map`` (no remote code ships with the export); generation stops at ``<|end|>``/``<|endoftext|>``."""
     config = model.config
     if getattr(config, "auto_map", None) is not None:
@@ -107,13 +107,7 @@ def _clean_model_config(model: Any, special: SpecialIds) -> None:
     generation = model.generation_config
     generation.eos_token_id = list(special.stop)
     generation.pad_token_id = special.pad
-    generation.bos_token_id = 1
-
-
-def _drop_auto_map(config_path: Path) -> None:
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    if config.pop("auto_map", None) is not None:
-        atomic_write_text(config_path, json.dumps(config, indent=2, sort_keys=True) + "\n")
+    generation.bos_token_id = bos_id
 
 
 def _staging_dir(out_dir: Path) -> Path:
@@ -123,10 +117,14 @@ def _staging_dir(out_dir: Path) -> Path:
     return staging
 
 
+def check_out_dir(out_dir: Path, overwrite: bool) -> None:
+    if Path(out_dir).exists() and not overwrite:
+        raise ExportError(f"{out_dir} already exists; choose another --out or pass --overwrite")
+
+
 def _move_into_place(staging: Path, out_dir: Path, overwrite: bool) -> None:
+    check_out_dir(out_dir, overwrite)
     if out_dir.exists():
-        if not overwrite:
-            raise ExportError(f"{out_dir} already exists; choose another --out or pass --overwrite")
         shutil.rmtree(out_dir)
     os.replace(staging, out_dir)
 
@@ -152,6 +150,7 @@ def export_loaded(
     from phi3v_train.modeling import Phi3VForCausalLM
 
     out_dir = Path(out_dir)
+    check_out_dir(out_dir, overwrite)
     is_adapter = _is_peft_model(model)
     if is_adapter and not merge:
         raise ExportError(
@@ -165,11 +164,10 @@ def export_loaded(
         model = model.merge_and_unload()
     if not isinstance(model, Phi3VForCausalLM):
         raise ExportError(f"{source} loaded as {type(model).__name__}, not a Phi3VForCausalLM; cannot export it")
-    _clean_model_config(model, special)
+    _clean_model_config(model, special, processor.tokenizer.bos_token_id)
     staging = _staging_dir(out_dir)
     try:
         model.save_pretrained(staging)
-        _drop_auto_map(staging / "config.json")
         processor.save_pretrained(staging)
         result = ExportResult(out_dir=out_dir, merged=is_adapter, num_crops=processor.num_crops)
         if verify:
@@ -230,6 +228,7 @@ def export_model(
     """
     from phi3v_train.loading import load_model_and_processor
 
+    check_out_dir(out_dir, overwrite)
     records = None
     if verify and data is not None:
         from phi3v_data.validate import default_image_root

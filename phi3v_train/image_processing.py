@@ -3,8 +3,9 @@
 Per image: convert to RGB, transpose portrait images to landscape, PIL-bilinear resize to the layout
 of :func:`phi3v_data.image_tokens.hd_layout`, pad the height with white (centred), transpose back,
 normalise with the CLIP mean/std, then take a bicubic 336x336 global view of the padded image and
-cut the rest into row-major 336x336 crops. Output per image: ``[global, crop_0, ..., crop_k-1]``,
-zero-padded to ``num_crops + 1``.
+cut it into row-major 336x336 crops. Output per image: ``[global, crop_0, ..., crop_k-1]``,
+zero-padded to ``num_crops + 1``. The result equals the hub's bit for bit; portrait images get
+there without the two full-size transposes (see :func:`_resize_transposed`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ class Phi3VImageProcessor:
     ``__call__(images)`` returns a ``BatchFeature`` with ``pixel_values`` float32
     ``[n, num_crops+1, 3, 336, 336]``, ``image_sizes`` int64 ``[n, 2]`` (padded height, width) and
     ``num_img_tokens`` (a list of ints, the length of each image's ``-k`` run). ``do_convert_rgb`` is
-    kept for the config file only: like the hub code, every image is converted to RGB.
+    kept for the config file only: like the hub code, every image is converted to RGB. Other keys of
+    the hub's file (``auto_map``, ``processor_class``, ``image_processor_type``) are accepted and ignored.
     """
 
     model_input_names = ("pixel_values", "image_sizes")
@@ -48,7 +50,7 @@ class Phi3VImageProcessor:
         image_mean: Sequence[float] = CLIP_MEAN,
         image_std: Sequence[float] = CLIP_STD,
         do_convert_rgb: bool = True,
-        **unused: Any,
+        **hub_only_keys: Any,
     ) -> None:
         if num_crops < 1:
             raise ValueError(f"num_crops must be at least 1, got {num_crops}")

@@ -49,7 +49,7 @@ BASE_FILE = "phi3v_base.json"
 BASE_MODEL_FOLDER = "base_model"
 ADAPTER_CONFIG_FILE = "adapter_config.json"
 DEFAULT_TINY_CROPS = 4
-VISION_SKIP_MODULES = ["vision_embed_tokens", "lm_head"]
+VISION_SKIP_MODULES = ["model.vision_embed_tokens", "lm_head"]
 
 
 def quantization_config(double_quant: bool = False, compute_dtype: torch.dtype | None = None):

@@ -43,6 +43,7 @@ CHAT_TEMPLATE = (
 PROCESSOR_FILE = "processor_config.json"
 CHAT_TEMPLATE_FILE = "chat_template.jinja"
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
+TOKENIZER_KEYS_NOT_SAVED = ("auto_map", "is_local", "local_files_only")
 IGNORE_INDEX = -100
 
 
@@ -112,13 +113,14 @@ class Phi3VProcessor:
 
         The template goes into ``tokenizer_config.json`` (read by every transformers version) and into
         ``chat_template.jinja`` (the processor-level file of current versions). The hub's ``auto_map``
-        (remote code that this folder does not hold) is left out.
+        (remote code that this folder does not hold) and the loading flags transformers copies into
+        ``tokenizer_config.json`` are left out, so a load-save cycle writes the same bytes.
         """
         directory = Path(save_directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.tokenizer.chat_template = self.chat_template
         self.tokenizer.save_pretrained(str(directory), save_jinja_files=False)
-        _drop_remote_code_map(directory / TOKENIZER_CONFIG_FILE)
+        _clean_tokenizer_config(directory / TOKENIZER_CONFIG_FILE)
         self.image_processor.save_pretrained(directory)
         atomic_write_text(directory / CHAT_TEMPLATE_FILE, self.chat_template)
         processor_config = {"processor_class": type(self).__name__}
@@ -264,7 +266,9 @@ def _checked_image_count(segments: Sequence[Segment], index: int, prompt_count: 
     return len(found)
 
 
-def _drop_remote_code_map(config_path: Path) -> None:
+def _clean_tokenizer_config(config_path: Path) -> None:
+    """Drops the hub's ``auto_map`` and the loading flags that transformers copies into the file."""
     config = json.loads(config_path.read_text(encoding="utf-8"))
-    if config.pop("auto_map", None) is not None:
-        atomic_write_text(config_path, json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    kept = {key: value for key, value in config.items() if key not in TOKENIZER_KEYS_NOT_SAVED}
+    if kept != config:
+        atomic_write_text(config_path, json.dumps(kept, indent=2, sort_keys=True, ensure_ascii=False) + "\n")

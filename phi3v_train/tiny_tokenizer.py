@@ -2,7 +2,8 @@
 
 It has the real layout where it matters: 32000 base ids (``<unk>`` 0, ``<s>`` 1, ``</s>`` 2, byte
 fallback ``<0x00>``..``<0xFF>`` at 3..258), the Phi-3 special tokens at their real ids 32000..32044
-with the same ``rstrip`` flags (so ``<|assistant|>`` swallows the following newline), a normalizer
+with the same ``rstrip`` flags (so ``<|assistant|>`` swallows the following newline; 32045..32063
+of the model's 32064 embedding rows stay unused, as in the real checkpoint), a normalizer
 that prepends ``▁`` and turns spaces into ``▁``, BOS added by default, ``<|endoftext|>`` as eos/pad and
 the hub chat template. Its base vocabulary is only single characters (printable ASCII and ``▁``),
 everything else falls back to bytes, so any text round-trips. Nothing is downloaded.

@@ -64,9 +64,10 @@ class SampleName(str, Enum):
 def _convert(make: type[Converter], out: Path, workers: int, strict: bool, timeout: float | None = None, **kw) -> None:
     try:
         converter = make(**kw)
+        summary = run_conversion(converter, out, workers=workers, timeout=timeout, progress=True)
     except ValueError as exc:
+        # Options that contradict each other or the source (e.g. --val-groups larger than train's groups).
         raise typer.BadParameter(str(exc)) from exc
-    summary = run_conversion(converter, out, workers=workers, timeout=timeout, progress=True)
     counts = ", ".join(f"{n:,} {split}" for split, n in summary.records.items()) or "no"
     stderr.print(
         f"{converter.name}: {counts} records in {escape(str(out))} "

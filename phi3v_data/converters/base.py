@@ -103,6 +103,9 @@ def _outcome(converter: Converter, task: Task, images_dir: Path) -> dict[str, An
         return {"records": converter.process(task, images_dir)}
     except ItemSkipped as exc:
         return {"skipped": str(exc)}
+    except Exception as exc:
+        # One malformed item (a surprise from a decoder or an image library) must not end a long run.
+        return {"skipped": f"unexpected {type(exc).__name__}: {exc}"}
 
 
 def _worker_main(conn, converter: Converter, images_dir: Path) -> None:
@@ -123,7 +126,8 @@ class _Worker:
         self.job: tuple[int, Task] | None = None
         self.started = 0.0
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 0.0) -> None:
+        self.process.join(grace)
         if self.process.is_alive():
             self.process.kill()
         self.process.join()
@@ -180,7 +184,7 @@ def _run_pool(
         for worker in pool:
             with contextlib.suppress(OSError):
                 worker.conn.send(None)
-            worker.stop()
+            worker.stop(grace=1.0)
 
 
 def _run_inline(
@@ -268,7 +272,7 @@ def run_conversion(
     plan = converter.plan()
     keys = [task.key for task in plan.tasks]
     if len(set(keys)) != len(keys):
-        raise ValueError(f"{converter.name}: task keys are not unique")
+        raise RuntimeError(f"{converter.name}: task keys are not unique")
     journal = _Journal(out / f"{STATE_PREFIX}{converter.name}", converter.options())
     outcomes = {task.key: journal.done[task.key] for task in plan.tasks if task.key in journal.done}
     todo = [(seq, task) for seq, task in enumerate(plan.tasks) if task.key not in outcomes]
@@ -292,6 +296,7 @@ def _finish(
     converter: Converter, out: Path, plan: Plan, outcomes: dict[str, dict[str, Any]], reused: int
 ) -> ConvertSummary:
     by_split: dict[str, list[str]] = {}
+    seen: dict[str, set[str]] = {}
     skipped = []
     counter = 0
     for task in plan.tasks:
@@ -301,6 +306,10 @@ def _finish(
             continue
         for data in outcome["records"]:
             data = {"id": data.get("id") or f"{task.split}-{counter:010d}", "source": converter.name, **data}
+            if data["id"] in seen.setdefault(task.split, set()):
+                skipped.append({"item": task.key, "reason": f"duplicate id {data['id']!r} in split {task.split}"})
+                continue
+            seen[task.split].add(data["id"])
             counter += 1
             by_split.setdefault(task.split, []).append(record_to_json_line(Record.model_validate(data)))
     order = list(converter.splits) + sorted(set(by_split) - set(converter.splits))

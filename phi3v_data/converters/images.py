@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +14,6 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from phi3v_data.converters.base import ItemSkipped
-from phi3v_data.io import atomic_write_bytes
 
 _EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "GIF": "gif", "BMP": "bmp", "WEBP": "webp", "TIFF": "tif"}
 
@@ -42,10 +44,28 @@ def content_name(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:20]
 
 
+def write_file(path: Path, data: bytes) -> None:
+    """Writes a temporary file beside ``path`` and renames it into place, so ``path`` exists only when complete.
+
+    Unlike ``phi3v_data.io.atomic_write`` there is no fsync: images are many and small, an fsync costs more
+    than decoding and encoding a frame, and a re-run after a crash redoes every item the journal lacks.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".incomplete")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
 def write_once(path: Path, data: bytes) -> None:
     """Writes ``data`` unless ``path`` exists: files are only ever renamed into place, so existing means complete."""
     if not path.is_file():
-        atomic_write_bytes(path, data)
+        write_file(path, data)
 
 
 def jpeg_bytes(frame: np.ndarray, quality: int) -> bytes:

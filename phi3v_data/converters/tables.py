@@ -55,7 +55,7 @@ def _row_groups(path: str) -> tuple[Any, list[int]]:
     return file, starts
 
 
-@lru_cache(maxsize=2)
+@lru_cache(maxsize=1)
 def _row_group_column(path: str, group: int, column: str) -> Any:
     file, _ = _row_groups(path)
     return file.read_row_group(group, columns=[column]).column(0)

@@ -3,7 +3,7 @@
 SRC is the official layout (``SRC/<Class>/v_<Class>_gGG_cCC.avi`` with ``ucfTrainTestlist/``) or the
 recipe's pre-split layout (``SRC/{train,val,test}/<Class>/*.avi``). Output record (abridged)::
 
-    {"id": "val-0000000006", "source": "ucf101", "conversations": [{"images": ["val/Archery/v_Archery_g22_c01.0.jpg",
+    {"id": "val-0000000012", "source": "ucf101", "conversations": [{"images": ["val/Archery/v_Archery_g22_c01.0.jpg",
      ...], "user": "Classify the video into one of the following classes: ApplyEyeMakeup, Archery.",
      "assistant": "Archery"}], "metadata": {"video": "Archery/v_Archery_g22_c01.avi", "frame_indices": [0, 12, 25, 37],
      "sampling": "uniform", "decoder": "pyav", "total_frames": 50}}
@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from phi3v_data.converters.base import Converter, ItemSkipped, Plan, Task
-from phi3v_data.converters.images import jpeg_bytes
+from phi3v_data.converters.images import jpeg_bytes, write_file
 from phi3v_data.converters.video import CorruptVideoError, decoder_chain, probe, read_frames, sample_indices
 from phi3v_data.errors import SourceLayoutError
-from phi3v_data.io import atomic_write_bytes
 
 SPLITS_DIR_NAME = "ucfTrainTestlist"
 PRE_SPLITS = ("train", "val", "test")
@@ -215,7 +214,7 @@ class Ucf101Converter(Converter):
         images = []
         for k, index in enumerate(indices):
             rel = f"{task.split}/{cls}/{path.stem}.{k}.jpg"
-            atomic_write_bytes(images_dir / rel, jpeg_bytes(frames[index], self.quality))
+            write_file(images_dir / rel, jpeg_bytes(frames[index], self.quality))
             images.append(rel)
         metadata: dict[str, Any] = {
             "video": task.key,

@@ -7,18 +7,21 @@ Every backend returns the wanted frames as RGB arrays keyed by frame index, or r
 from __future__ import annotations
 
 import bisect
+import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
+from phi3v_data.errors import MissingDependencyError
+
 SAMPLING_POLICIES = ("uniform", "center", "random", "fps")
 DECODERS = ("auto", "pyav", "decord")
-# `auto` tries PyAV first: benchmarks/bench_convert.py measured PyAV-seek faster than decord per core
-# on 320x240 XviD clips (see benchmarks/RESULTS.md), and PyAV is a core dependency.
+# `auto` tries PyAV first: benchmarks/bench_convert.py measured PyAV with seeks at 1.2-5.2x decord's
+# per-core rate on 10 s 320x240 XviD clips (decord was slower than the full decode in most cases).
 AUTO_ORDER = ("pyav", "decord")
 
 
@@ -35,8 +38,6 @@ class VideoInfo:
     frames: int
     """T: the frame count the header declares, or the decoded count when it declares none."""
     fps: float
-    width: int
-    height: int
     counted: bool
     """True when T was counted by decoding because the header declares no frame count."""
 
@@ -96,21 +97,35 @@ def _open(path: Path):
 
 
 class _Clock:
-    """Maps timestamps to frame indices with integer arithmetic: index = round((pts - start) * time_base * rate)."""
+    """Maps timestamps to frame indices with integer arithmetic: index = round((pts - origin) * time_base * rate).
 
-    def __init__(self, stream) -> None:
+    ``origin`` is the timestamp of the first frame decoded from the start, which is frame 0 by definition
+    (the recipe counts decoded frames). It is not always the stream's start time: in an AVI with B-frames
+    the first frame carries pts 1.
+    """
+
+    def __init__(self, stream, origin: int) -> None:
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         if not rate or stream.time_base is None:
             raise CorruptVideoError("the stream declares no frame rate")
         factor = Fraction(stream.time_base) * Fraction(rate)
-        self.start = stream.start_time or 0
+        self.origin = origin
         self.num, self.den = factor.numerator, factor.denominator
 
     def index(self, pts: int) -> int:
-        return (2 * (pts - self.start) * self.num + self.den) // (2 * self.den)
+        return (2 * (pts - self.origin) * self.num + self.den) // (2 * self.den)
 
-    def timestamp(self, index: int) -> int:
-        return self.start + index * self.den // self.num
+
+def _from_keyframe(frames: Iterator) -> Iterator:
+    """The frames a decoder outputs after a seek, from the first keyframe on: B-frames shown before it
+    lack their references."""
+    started = False
+    for frame in frames:
+        if frame.pts is None:
+            raise CorruptVideoError("frames carry no timestamps")
+        started = started or frame.key_frame
+        if started:
+            yield frame
 
 
 def probe(path: Path) -> VideoInfo:
@@ -123,7 +138,6 @@ def probe(path: Path) -> VideoInfo:
         total = stream.frames
         rate = stream.average_rate or stream.guessed_rate
         fps = float(rate) if rate else 0.0
-        width, height = stream.codec_context.width, stream.codec_context.height
         counted = False
         if total <= 0:
             counted = True
@@ -133,7 +147,7 @@ def probe(path: Path) -> VideoInfo:
                 raise CorruptVideoError(f"decoding failed while counting frames: {exc}") from exc
         if total <= 0:
             raise CorruptVideoError("the clip has no decodable frames")
-        return VideoInfo(frames=total, fps=fps, width=width, height=height, counted=counted)
+        return VideoInfo(frames=total, fps=fps, counted=counted)
     finally:
         container.close()
 
@@ -168,9 +182,11 @@ def decode_baseline(path: Path, wanted: Sequence[int]) -> dict[int, np.ndarray]:
 
 
 def decode_pyav(path: Path, wanted: Sequence[int]) -> dict[int, np.ndarray]:
-    """PyAV with seeks: jump to the keyframe before a wanted frame whenever it lies ahead of the decoder.
+    """PyAV with seeks: when the keyframe before a wanted frame lies ahead of the decoder, jump to it.
 
-    Decoding is single-threaded: parallelism comes from worker processes, one clip each.
+    A keyframe's place in the index is its decoding position; with B-frames it may be shown after the
+    wanted frame, so the jump then goes one keyframe further back. Decoding is single-threaded:
+    parallelism comes from worker processes, one clip each.
     """
     import av
     from av.video.reformatter import VideoReformatter
@@ -185,34 +201,34 @@ def decode_pyav(path: Path, wanted: Sequence[int]) -> dict[int, np.ndarray]:
     try:
         stream = container.streams.video[0]
         stream.codec_context.thread_count = 1
-        clock = _Clock(stream)
-        keyframes = sorted(clock.index(entry.timestamp) for entry in stream.index_entries if entry.is_keyframe)
-        position = -1
-        frames = None
+        frames = _from_keyframe(container.decode(stream))
+        frame = next(frames, None)
+        if frame is None:
+            raise MissingFramesError("no frame could be decoded")
+        clock = _Clock(stream, frame.pts)
+        position = 0
+        keyframes = sorted((clock.index(e.timestamp), e.timestamp) for e in stream.index_entries if e.is_keyframe)
         for target in targets:
-            if target in got:
-                continue
-            k = bisect.bisect_right(keyframes, target) - 1
-            keyframe = keyframes[k] if k >= 0 else 0
-            first = False
-            if frames is None or keyframe > position + 1:
-                container.seek(clock.timestamp(keyframe), stream=stream, backward=True)
-                frames = container.decode(stream)
-                first = True
-            for frame in frames:
-                if frame.pts is None:
-                    raise CorruptVideoError("frames carry no timestamps")
-                index = clock.index(frame.pts)
-                if first and index > target:
-                    raise CorruptVideoError(f"seeking to frame {target} landed on frame {index}")
-                first = False
-                position = index
-                if index in keep and index not in got:
-                    got[index] = rgb.reformat(frame, format="rgb24").to_ndarray()
-                if index >= target:
+            k = bisect.bisect_right(keyframes, (target, math.inf)) - 1
+            if frame is not None and k >= 0 and keyframes[k][0] > position + 1:
+                while True:
+                    container.seek(keyframes[k][1] if k >= 0 else stream.start_time or 0, stream=stream, backward=True)
+                    frames = _from_keyframe(container.decode(stream))
+                    frame = next(frames, None)
+                    if frame is None:
+                        break
+                    position = clock.index(frame.pts)
+                    if position <= target or k < 0:
+                        break
+                    k -= 1
+            while frame is not None:
+                if position in keep and position not in got:
+                    got[position] = rgb.reformat(frame, format="rgb24").to_ndarray()
+                if position >= target:
                     break
-            else:
-                break
+                frame = next(frames, None)
+                if frame is not None:
+                    position = clock.index(frame.pts)
     except av.FFmpegError as exc:
         raise CorruptVideoError(f"decoding failed: {exc}") from exc
     finally:
@@ -241,30 +257,29 @@ def decode_decord(path: Path, wanted: Sequence[int], total: int) -> dict[int, np
     return _check_complete(targets, {index: batch[i] for i, index in enumerate(targets)})
 
 
-def decoder_available(name: str) -> bool:
-    if name == "decord":
-        try:
-            import decord  # noqa: F401
-        except ImportError:
-            return False
+def _decord_installed() -> bool:
+    try:
+        import decord  # noqa: F401
+    except ImportError:
+        return False
     return True
 
 
 def decoder_chain(choice: str) -> list[str]:
-    """The backends to try in order: one named, or `auto`'s installed ones, fastest first."""
+    """The backends to try in order: the one named, or `auto`'s installed ones, fastest first."""
     if choice == "auto":
-        return [name for name in AUTO_ORDER if decoder_available(name)]
+        return [name for name in AUTO_ORDER if name != "decord" or _decord_installed()]
     if choice not in DECODERS:
         raise ValueError(f"unknown decoder {choice!r}; choose one of {', '.join(DECODERS)}")
+    if choice == "decord" and not _decord_installed():
+        raise MissingDependencyError("--decoder decord needs decord; install it with `pip install 'phi3v[video]'`")
     return [choice]
 
 
-def _backend(name: str) -> Callable[[Path, Sequence[int], int], dict[int, np.ndarray]]:
-    if name == "pyav":
-        return lambda path, wanted, total: decode_pyav(path, wanted)
-    if name == "decord":
-        return decode_decord
-    return lambda path, wanted, total: decode_baseline(path, wanted)
+_BACKENDS: dict[str, Callable[[Path, Sequence[int], int], dict[int, np.ndarray]]] = {
+    "pyav": lambda path, wanted, total: decode_pyav(path, wanted),
+    "decord": decode_decord,
+}
 
 
 def read_frames(path: Path, wanted: Sequence[int], total: int, chain: Sequence[str]) -> tuple[str, dict]:
@@ -276,7 +291,7 @@ def read_frames(path: Path, wanted: Sequence[int], total: int, chain: Sequence[s
     reasons = []
     for name in chain:
         try:
-            return name, _backend(name)(path, wanted, total)
+            return name, _BACKENDS[name](path, wanted, total)
         except MissingFramesError as exc:
             reasons.append(f"{name}: {exc}")
             break

@@ -69,8 +69,13 @@ def synthetic_frame(
     return frame
 
 
-def write_avi(path: Path, frames: Iterable[np.ndarray], fps: int = FPS, gop: int = 12, bit_rate: int = 800_000) -> None:
-    """Encodes RGB frames as an MPEG-4 part 2 AVI with the XVID tag, single-threaded so bytes are reproducible."""
+def write_avi(
+    path: Path, frames: Iterable[np.ndarray], fps: int = FPS, gop: int = 12, bit_rate: int = 800_000, b_frames: int = 0
+) -> None:
+    """Encodes RGB frames as an MPEG-4 part 2 AVI with the XVID tag, single-threaded so bytes are reproducible.
+
+    ``b_frames`` > 0 reorders frames as XviD's default settings do (decoding order differs from display order).
+    """
     import av
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,6 +86,7 @@ def write_avi(path: Path, frames: Iterable[np.ndarray], fps: int = FPS, gop: int
         stream.pix_fmt = "yuv420p"
         stream.bit_rate = bit_rate
         stream.codec_context.gop_size = gop
+        stream.codec_context.max_b_frames = b_frames
         stream.thread_count = 1
         first = True
         for array in frames:

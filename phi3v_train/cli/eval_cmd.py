@@ -56,9 +56,9 @@ def _format(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def summary_table(summary: dict[str, Any], title: str) -> Table:
-    """The metrics (and the confusion matrix's labels) as a two-column table."""
-    table = Table(title=title)
+def summary_table(summary: dict[str, Any]) -> Table:
+    """The metrics, then what was evaluated, as a two-column table."""
+    table = Table(title="evaluation")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for name in ("anls", "accuracy", "auroc", "f1"):
@@ -67,6 +67,9 @@ def summary_table(summary: dict[str, Any], title: str) -> Table:
     if "positive_label" in summary:
         table.add_row("positive label", summary["positive_label"])
     table.add_row("records", f"{summary['num_records']} of {summary['num_available']}")
+    for name in ("data", "model"):
+        if name in summary:
+            table.add_row(name, str(summary[name]))
     return table
 
 
@@ -98,7 +101,9 @@ def eval_command(
     ),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Evaluate a seeded random sample of N records."),
     seed: int = typer.Option(0, "--seed", help="Seed of the --limit sample."),
-    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Prompts generated together."),
+    batch_size: int = typer.Option(
+        8, "--batch-size", min=1, help="Prompts generated (or label candidates scored) together."
+    ),
     max_new_tokens: int = typer.Option(64, "--max-new-tokens", min=1, help="Longest answer generated."),
     num_crops: int | None = typer.Option(
         None, "--num-crops", min=1, help="Image crops; must match training (default: the saved processor's)."
@@ -148,7 +153,7 @@ def eval_command(
     result.summary["data"] = str(data)
     out_dir = output or default_output_dir(model, data)
     predictions_path, summary_path = write_eval_outputs(result, out_dir)
-    stdout.print(summary_table(result.summary, f"{data.name} · {model}"))
+    stdout.print(summary_table(result.summary))
     if "confusion_matrix" in result.summary and len(result.summary["confusion_matrix"]["labels"]) <= 12:
         stdout.print(confusion_table(result.summary["confusion_matrix"]))
     stdout.print(f"predictions: {predictions_path}\nsummary: {summary_path}")

@@ -6,12 +6,9 @@ import json
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
 from phi3v_train.cli.eval_cmd import record_progress
 from phi3v_train.errors import ConfigError
-
-stdout = Console(highlight=False, soft_wrap=True)
 
 
 def predict_command(
@@ -54,7 +51,7 @@ def predict_command(
         images = open_images(image)
         loaded_model.eval()
         answer = answer_prompt(loaded_model, processor, prompt, images, max_new_tokens=max_new_tokens)
-        stdout.print(answer, markup=False)
+        typer.echo(answer)
         return
     records = load_records(jsonl)
     with record_progress(len(records), "predicting") as advance:
@@ -68,7 +65,7 @@ def predict_command(
             on_progress=advance,
         )
     for record, answer in zip(records, answers, strict=True):
-        stdout.print(json.dumps({"id": record.id, "prediction": answer}, ensure_ascii=False), markup=False)
+        typer.echo(json.dumps({"id": record.id, "prediction": answer}, ensure_ascii=False))
 
 
 def register(app: typer.Typer) -> None:

@@ -31,7 +31,9 @@ def setup_logging() -> None:
 
 def run(
     model: str | None = typer.Option(
-        None, "--model", help="Preset (tiny), hub id (microsoft/Phi-3.5-vision-instruct), checkpoint folder or run folder."
+        None,
+        "--model",
+        help="Preset (tiny), hub id (microsoft/Phi-3.5-vision-instruct), checkpoint folder or run folder.",
     ),
     train_file: list[Path] | None = typer.Option(
         None, "--train-file", help="Training JSONL (repeat for several files)."
@@ -39,7 +41,9 @@ def run(
     eval_file: list[Path] | None = typer.Option(
         None, "--eval-file", help="Evaluation JSONL (repeatable): eval loss, and the task metric with --eval-metric."
     ),
-    output_dir: Path | None = typer.Option(None, "--output-dir", help="Folder for checkpoints, logs and the final model."),
+    output_dir: Path | None = typer.Option(
+        None, "--output-dir", help="Folder for checkpoints, logs and the final model."
+    ),
     mode: str | None = typer.Option(None, "--mode", help="full | lora | qlora (default lora)."),
     config_file: Path | None = typer.Option(
         None, "--config", exists=True, dir_okay=False, help="YAML with any of these options (CLI values win)."
@@ -66,7 +70,9 @@ def run(
         "frozen image model (vision, projector, separators and token embeddings).",
     ),
     also_train: str | None = typer.Option(
-        None, "--also-train", help="LoRA modes: groups trained in full and saved with the adapter (projector, embeddings)."
+        None,
+        "--also-train",
+        help="LoRA modes: groups trained in full and saved with the adapter (projector, embeddings).",
     ),
     vision_lr: float | None = typer.Option(None, "--vision-lr", help="Learning rate of the vision tower (full mode)."),
     projector_lr: float | None = typer.Option(None, "--projector-lr", help="Learning rate of the projector."),
@@ -78,8 +84,12 @@ def run(
     ),
     dora: bool | None = typer.Option(None, "--dora/--no-dora", help="Weight-decomposed LoRA (DoRA)."),
     rslora: bool | None = typer.Option(None, "--rslora/--no-rslora", help="Rank-stabilised LoRA scaling."),
-    double_quant: bool | None = typer.Option(None, "--double-quant/--no-double-quant", help="QLoRA double quantization."),
-    precision: str | None = typer.Option(None, "--precision", help="auto | bf16 | fp16 | fp32 (auto: bf16 GPU, fp32 CPU)."),
+    double_quant: bool | None = typer.Option(
+        None, "--double-quant/--no-double-quant", help="QLoRA double quantization."
+    ),
+    precision: str | None = typer.Option(
+        None, "--precision", help="auto | bf16 | fp16 | fp32 (auto: bf16 GPU, fp32 CPU)."
+    ),
     attn: str | None = typer.Option(None, "--attn", help="sdpa | flash_attention_2 | eager."),
     gradient_checkpointing: bool | None = typer.Option(
         None, "--gradient-checkpointing/--no-gradient-checkpointing", help="Non-reentrant checkpointing (default on)."
@@ -92,7 +102,9 @@ def run(
     global_batch_size: int | None = typer.Option(
         None, "--global-batch-size", help="Samples per optimizer step over all GPUs; sets gradient accumulation."
     ),
-    learning_rate: float | None = typer.Option(None, "--learning-rate", "--lr", help="Peak learning rate (default 4e-5)."),
+    learning_rate: float | None = typer.Option(
+        None, "--learning-rate", "--lr", help="Peak learning rate (default 4e-5)."
+    ),
     weight_decay: float | None = typer.Option(None, "--weight-decay", help="AdamW weight decay (default 0.01)."),
     warmup_steps: int | None = typer.Option(None, "--warmup-steps", help="Linear warmup steps (default 50)."),
     logging_steps: int | None = typer.Option(None, "--logging-steps", help="Log every N steps (default 10)."),

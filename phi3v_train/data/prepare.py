@@ -36,7 +36,9 @@ def validation_failure(report: ValidationReport) -> str:
         lines.append(f"  {problem.file}:{problem.line}{record} {problem.code}: {problem.message}")
     if report.errors > SHOWN_PROBLEMS:
         lines.append(f"  ... and {report.errors - SHOWN_PROBLEMS} more")
-    lines.append("Fix the records (`phi3v-data validate FILE --write-valid OUT` keeps the good ones), or pass --no-validate.")
+    lines.append(
+        "Fix the records (`phi3v-data validate FILE --write-valid OUT` keeps the good ones), or pass --no-validate."
+    )
     return "\n".join(lines)
 
 
@@ -55,7 +57,9 @@ def _length_checked(
     if result.skipped and max_length is not None:
         message = result.skipped_summary(max_length)
         if on_overflow == "error":
-            raise DataError(f"{message}. Raise --max-length, lower --num-crops, or drop --on-overflow error to skip them")
+            raise DataError(
+                f"{message}. Raise --max-length, lower --num-crops, or drop --on-overflow error to skip them"
+            )
         logger.warning("skipped %s (records are never truncated)", message)
     return result
 

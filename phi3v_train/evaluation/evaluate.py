@@ -41,6 +41,7 @@ AUTO_METRICS = {"docvqa": ("anls",), "hateful_memes": ("auroc", "accuracy", "f1"
 DEFAULT_METRICS = ("accuracy",)
 MAX_DATA_LABELS = 128
 POSITIVE_NAMES = ("yes", "true", "1", "positive")
+WINDOW_BATCHES = 4
 
 
 @dataclass
@@ -137,7 +138,12 @@ def encode_prompts(processor: Any, records: Sequence[Record], image_root: Path) 
     return prompts
 
 
-def _predict_shard(
+def windows(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    """``items`` cut into consecutive slices of at most ``size``."""
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+def _predict_window(
     model: Any,
     processor: Any,
     records: Sequence[tuple[int, Record]],
@@ -175,6 +181,16 @@ def _predict_shard(
         )
         for row, answer in zip(rows, answers, strict=True):
             row["prediction"] = answer
+    return rows
+
+
+def _predict_shard(
+    model: Any, processor: Any, records: Sequence[tuple[int, Record]], *, batch_size: int, **options: Any
+) -> list[dict[str, Any]]:
+    """Rows of a shard, encoded a window of ``WINDOW_BATCHES`` batches at a time to bound image memory."""
+    rows: list[dict[str, Any]] = []
+    for window in windows(records, batch_size * WINDOW_BATCHES):
+        rows.extend(_predict_window(model, processor, window, batch_size=batch_size, **options))
     return rows
 
 

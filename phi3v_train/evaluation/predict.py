@@ -11,7 +11,7 @@ from PIL import Image
 
 from phi3v_data.schema import Record
 from phi3v_train.errors import DataError
-from phi3v_train.evaluation.evaluate import encode_prompts
+from phi3v_train.evaluation.evaluate import WINDOW_BATCHES, encode_prompts, windows
 from phi3v_train.evaluation.generation import generate_answers
 
 
@@ -58,18 +58,23 @@ def predict_records(
     max_new_tokens: int = 64,
     on_progress: Callable[[int], None] | None = None,
 ) -> list[str]:
-    """The answer to each record's last turn, given its earlier turns, in record order."""
-    prompts = encode_prompts(processor, records, image_root)
+    """The answer to each record's last turn, given its earlier turns, in record order.
+
+    Records are encoded a few batches at a time, so image tensors of the whole file are never held.
+    """
     was_training = model.training
     model.eval()
+    answers: list[str] = []
     try:
-        return generate_answers(
-            model,
-            processor.tokenizer,
-            prompts,
-            batch_size=batch_size,
-            max_new_tokens=max_new_tokens,
-            on_batch=on_progress,
-        )
+        for window in windows(records, batch_size * WINDOW_BATCHES):
+            answers += generate_answers(
+                model,
+                processor.tokenizer,
+                encode_prompts(processor, window, image_root),
+                batch_size=batch_size,
+                max_new_tokens=max_new_tokens,
+                on_batch=on_progress,
+            )
     finally:
         model.train(was_training)
+    return answers

@@ -63,7 +63,9 @@ class TrainConfig(BaseModel):
     double_quant: bool = False
 
     precision: Precision = "auto"
-    model_dtype: Precision = Field("auto", description="Weights dtype; auto: fp32 in full mode, else the compute dtype.")
+    model_dtype: Precision = Field(
+        "auto", description="Weights dtype; auto: fp32 in full mode, else the compute dtype."
+    )
     attn: Attention = "sdpa"
     gradient_checkpointing: bool = True
     num_crops: int | None = Field(None, ge=1, le=16)

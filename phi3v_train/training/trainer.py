@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import PrinterCallback, Trainer, TrainingArguments
+from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.integrations import TensorBoardCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import get_last_checkpoint
@@ -143,8 +143,9 @@ def vision_every_step(config: TrainConfig, ranks: int) -> bool:
 class Phi3VTrainer(Trainer):
     """The Trainer with per-group learning rates, length grouping on known lengths, and throughput logs."""
 
-    def __init__(self, *args: Any, lengths: list[int] | None = None, group_lrs: dict[str, float] | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, lengths: list[int] | None = None, group_lrs: dict[str, float] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.lengths = lengths
         self.group_lrs = group_lrs or {}
@@ -225,7 +226,9 @@ def training_arguments(config: TrainConfig, precision: str, accumulation: int, h
         eval_steps=config.eval_steps,
         seed=config.seed,
         data_seed=config.seed,
-        dataloader_num_workers=config.workers if config.workers is not None else (4 if torch.cuda.is_available() else 0),
+        dataloader_num_workers=config.workers
+        if config.workers is not None
+        else (4 if torch.cuda.is_available() else 0),
         remove_unused_columns=False,
         train_sampling_strategy="group_by_length" if config.group_by_length else "random",
         report_to="none",
@@ -310,11 +313,17 @@ def build_model_for_run(config: TrainConfig, precision: str, is_main: bool) -> n
             seed=config.seed,
         )
     model.config.use_cache = False
+    set_seed(config.seed)  # LoRA's random init draws from the global generator
     return apply_mode(model, config)
 
 
-def train(config: TrainConfig, *, prepared: PreparedData | None = None) -> TrainResult:
+def train(
+    config: TrainConfig, *, prepared: PreparedData | None = None, callbacks: list[TrainerCallback] | None = None
+) -> TrainResult:
     """Runs the whole fine-tuning job described by ``config``; returns what it did.
+
+    ``prepared`` replaces the data preparation (validation, reading, length filter); ``callbacks`` are
+    added to the Trainer's.
 
     Raises:
         ConfigError: bad combinations found at run time (batch sizes vs world size, resume target).
@@ -365,8 +374,13 @@ def train(config: TrainConfig, *, prepared: PreparedData | None = None) -> Train
         train_dataset=prepared.train,
         eval_dataset=prepared.eval,
         data_collator=Phi3VDataCollator(pad_token_id=processor.tokenizer.pad_token_id, ensure_vision=guard),
-        callbacks=[history, RichProgress(), CheckpointExtras(lambda f: _write_run_files(f, resolved, processor)),
-                   *tensorboard],
+        callbacks=[
+            history,
+            RichProgress(),
+            CheckpointExtras(lambda f: _write_run_files(f, resolved, processor)),
+            *tensorboard,
+            *(callbacks or []),
+        ],
         lengths=prepared.train_lengths,
         group_lrs=group_lrs,
     )

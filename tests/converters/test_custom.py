@@ -17,7 +17,7 @@ def test_csv_with_image_paths_and_ids(tmp_path: Path) -> None:
     (tmp_path / "src" / "pics" / "blue.png").write_bytes(png((0, 0, 255)))
     (tmp_path / "src" / "table.csv").write_text(
         'qid,path,question,answer\nq1,pics/red.png,Which colour?,red\nq2,pics/blue.png,"Which colour, again?",blue\n'
-        "q3,pics/none.png,Which?,none\n"
+        "q3,pics/none.png,Which?,none\nq1,pics/red.png,Again?,red\n"
     )
     converter = CustomConverter(
         tmp_path / "src" / "table.csv",
@@ -31,7 +31,8 @@ def test_csv_with_image_paths_and_ids(tmp_path: Path) -> None:
     summary = run_conversion(converter, tmp_path / "out")
 
     assert summary.skipped == [
-        {"item": "table.csv row 3", "reason": f"missing image {tmp_path / 'src' / 'pics/none.png'}"}
+        {"item": "table.csv row 3", "reason": f"missing image {tmp_path / 'src' / 'pics/none.png'}"},
+        {"item": "table.csv row 4", "reason": "duplicate id 'q1' in split val"},
     ]
     records = read_jsonl(tmp_path / "out" / "colours_val.jsonl")
     assert [

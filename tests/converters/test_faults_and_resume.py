@@ -71,10 +71,6 @@ def test_strict_exits_1_when_items_were_skipped(ucf_copy: Path, tmp_path: Path) 
     assert "Archery/v_Archery_g08_c01.avi" in strict.output
 
 
-class _Interrupt(Exception):
-    pass
-
-
 def test_interrupted_run_resumes_to_identical_output(
     ucf_src: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -86,11 +82,11 @@ def test_interrupted_run_resumes_to_identical_output(
     def flaky(self, task, images_dir):
         calls.append(task.key)
         if len(calls) == 5:
-            raise _Interrupt
+            raise KeyboardInterrupt
         return original(self, task, images_dir)
 
     monkeypatch.setattr(Ucf101Converter, "process", flaky)
-    with pytest.raises(_Interrupt):
+    with pytest.raises(KeyboardInterrupt):
         run_conversion(Ucf101Converter(ucf_src, frames=3, val_groups=1), tmp_path / "resumed")
     monkeypatch.setattr(Ucf101Converter, "process", original)
     assert not (tmp_path / "resumed" / "ucf101_train.jsonl").exists()
@@ -138,3 +134,10 @@ def test_changed_options_discard_the_journal(ucf_src: Path, tmp_path: Path) -> N
     summary = run_conversion(Ucf101Converter(ucf_src, frames=3), tmp_path)
     assert (summary.reused, summary.processed) == (0, 12)
     assert read_jsonl(tmp_path / "ucf101_test.jsonl")[0]["metadata"]["frame_indices"] == [0, 16, 33]
+
+
+def test_two_worker_processes_give_the_same_bytes(ucf_src: Path, tmp_path: Path) -> None:
+    run_conversion(Ucf101Converter(ucf_src, frames=2, val_groups=1), tmp_path / "inline")
+    summary = run_conversion(Ucf101Converter(ucf_src, frames=2, val_groups=1), tmp_path / "pool", workers=2, timeout=60)
+    assert summary.processed == 12
+    assert tree_bytes(tmp_path / "pool") == tree_bytes(tmp_path / "inline")

@@ -9,9 +9,9 @@ import pytest
 from convert_helpers import assert_valid, pixels, read_jsonl
 
 from phi3v_data.converters import Ucf101Converter, run_conversion
-from phi3v_data.converters.video import sample_indices
+from phi3v_data.converters.video import decode_baseline, decode_pyav, sample_indices
 from phi3v_data.errors import SourceLayoutError
-from phi3v_data.samples.ucf101 import CLASSES, read_index, write_ucf101_sample
+from phi3v_data.samples.ucf101 import CLASSES, read_index, synthetic_frame, write_avi, write_ucf101_sample
 
 PROMPT = "Classify the video into one of the following classes: ApplyEyeMakeup, Archery, HandstandPushups."
 
@@ -159,3 +159,14 @@ def test_random_sampling_stays_in_segments_and_follows_the_seed() -> None:
     assert [i // 25 for i in first] == [0, 1, 2, 3]
     draws = {tuple(sample_indices(100, 4, "random", seed=s, key="a.avi")) for s in range(5)}
     assert len(draws) > 1
+
+
+def test_pyav_seeks_find_every_frame_of_a_b_frame_clip(tmp_path: Path) -> None:
+    """With B-frames, decoding order differs from display order and the first frame has pts 1."""
+    clip = tmp_path / "b.avi"
+    write_avi(clip, (synthetic_frame(i, 0, 1) for i in range(60)), gop=12, b_frames=2)
+    for wanted in ([0, 7, 15, 22, 30, 37, 45, 52], [11, 23, 35], [59], [9, 10, 11, 12, 13], list(range(0, 60, 5))):
+        frames = decode_pyav(clip, wanted)
+        assert {index: read_index(frame) for index, frame in frames.items()} == {i: i for i in wanted}
+    assert sorted(decode_baseline(clip, [3, 58])) == [3, 58]
+    assert [read_index(decode_baseline(clip, [i])[i]) for i in (3, 58)] == [3, 58]

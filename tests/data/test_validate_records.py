@@ -132,6 +132,7 @@ def test_tags_numbered_globally(dataset: Path, turns: list[tuple[str, int]], mes
         ("val\\a.jpg", "the path contains a backslash (use '/')"),
         ("../a.jpg", "the path has a '..' component"),
         ("val/../../a.jpg", "the path has a '..' component"),
+        ("val/a\x00.jpg", "the path contains a NUL character"),
         ("val/a.jpg", None),
         ("val/a..b.jpg", None),
         ("./a.jpg", None),

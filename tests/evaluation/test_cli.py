@@ -22,11 +22,7 @@ def data_file(tmp_path, solid):
     image_turn = {"user": "Color?", "assistant": "red", "images": ["red.png"]}
     lines = [
         {"id": "a", "source": "custom", "conversations": [{"user": "Sky?", "assistant": "blue"}]},
-        {
-            "id": "b",
-            "source": "custom",
-            "conversations": [{"user": "Color?", "assistant": "red", "images": ["red.png"]}],
-        },
+        {"id": "b", "source": "custom", "conversations": [image_turn]},
     ]
     path = tmp_path / "set.jsonl"
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))

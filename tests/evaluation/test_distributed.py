@@ -50,3 +50,11 @@ def test_ranks_evaluate_strided_shards_and_share_the_gathered_result(tiny_model,
     assert results[1].predictions == single.predictions
     assert results[1].summary == single.summary
     assert [p["id"] for p in single.predictions] == ["q0", "q1", "q2", "q3", "q4"]
+
+
+def test_windows_and_batch_size_do_not_change_predictions(tiny_model, processor) -> None:
+    """batch size 1 encodes 4 records per window (2 windows here); batch size 8 encodes all at once."""
+    small = evaluate_records(tiny_model, processor, records(), image_root=Path(), max_new_tokens=3, batch_size=1)
+    large = evaluate_records(tiny_model, processor, records(), image_root=Path(), max_new_tokens=3, batch_size=8)
+    assert small.predictions == large.predictions
+    assert len({p["prediction"] for p in large.predictions}) == 5

@@ -12,7 +12,7 @@ import re
 import pytest
 
 from phi3v_data.schema import Record
-from phi3v_train.errors import ConfigError
+from phi3v_train.errors import ConfigError, DataError
 from phi3v_train.evaluation import evaluate as evaluate_module
 from phi3v_train.evaluation.evaluate import (
     evaluate_records,
@@ -21,6 +21,7 @@ from phi3v_train.evaluation.evaluate import (
     resolve_metrics,
     sample_indices,
 )
+from phi3v_train.evaluation.records import load_images, load_records
 
 
 def record(rid: str, source: str, answer: str, *, images: list[str] | None = None, **metadata) -> Record:
@@ -186,3 +187,31 @@ def test_reference_outside_the_labels_is_an_error(tiny_model, processor, fixed_m
     answers["x1"] = "maybe"
     with pytest.raises(ConfigError, match="'maybe' is not in the label set"):
         evaluate_records(tiny_model, processor, records, image_root=".", labels=["no", "yes"])
+
+
+def test_training_mode_is_restored(tiny_model, processor, fixed_model) -> None:
+    answers, _, _ = fixed_model
+    answers["r"] = "x"
+    tiny_model.train()
+    try:
+        evaluate_records(tiny_model, processor, [record("r", "custom", "x")], image_root=".")
+        assert tiny_model.training
+    finally:
+        tiny_model.eval()
+
+
+def test_missing_and_unsafe_images_name_the_record(tmp_path) -> None:
+    with pytest.raises(DataError, match=r"record 'm': cannot read image .*gone\.png"):
+        load_images(record("m", "custom", "x", images=["gone.png"]), tmp_path)
+    with pytest.raises(DataError, match=r"record 'u': unsafe image path '\.\./up\.png'"):
+        load_images(record("u", "custom", "x", images=["../up.png"]), tmp_path)
+
+
+def test_load_records_reports_the_bad_line(tmp_path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"id": "a", "source": "s", "conversations": [{"user": "q", "assistant": "a"}]}\n{"id": 3}\n')
+    with pytest.raises(DataError, match=r"bad\.jsonl:2"):
+        load_records(path)
+    (tmp_path / "empty.jsonl").write_text("\n")
+    with pytest.raises(DataError, match="holds no records"):
+        load_records(tmp_path / "empty.jsonl")

@@ -154,3 +154,13 @@ def test_real_folder_round_trip(reference_dir: Path, tmp_path: Path) -> None:
     assert "auto_map" not in json.loads((tmp_path / "tokenizer_config.json").read_text())
     text = "<|user|>\nWhat is shown?<|end|>\n<|assistant|>\nYes<|end|>\n<|endoftext|>"
     assert loaded.tokenizer(text)["input_ids"] == original.tokenizer(text)["input_ids"]
+
+
+def test_save_is_byte_identical_across_runs(tiny: Phi3VProcessor, tmp_path: Path) -> None:
+    tiny.save_pretrained(tmp_path / "a")
+    tiny_again = Phi3VProcessor.from_pretrained(tmp_path / "a")
+    tiny_again.save_pretrained(tmp_path / "b")
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "b").iterdir())
+    for name in names:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
