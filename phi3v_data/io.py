@@ -12,6 +12,13 @@ from typing import IO
 PROGRESS_ENV = "PHI3V_DISABLE_PROGRESS_BARS"
 
 
+def _default_file_mode() -> int:
+    """The mode ``open()`` would give a new file: 0o666 less the umask (mkstemp alone gives 0o600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def progress_disabled() -> bool:
     """Progress bars are off when ``PHI3V_DISABLE_PROGRESS_BARS`` is set to a non-empty value."""
     return bool(os.environ.get(PROGRESS_ENV))
@@ -26,6 +33,7 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "w", encoding: str | 
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".incomplete")
+    os.chmod(tmp_name, _default_file_mode())
     binary = "b" in mode
     try:
         with os.fdopen(fd, mode, encoding=None if binary else encoding) as handle:

@@ -33,6 +33,7 @@ the folder holding the file.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -175,8 +176,16 @@ def load_model(
     if dtype is not None:
         kwargs["dtype"] = dtype
     if quantization is not None:
-        kwargs["quantization_config"] = quantization_config(double_quant, compute_dtype)
+        kwargs.update(_quantized_kwargs(double_quant, compute_dtype))
     return _load_pretrained(reference, **kwargs)
+
+
+def _quantized_kwargs(double_quant: bool, compute_dtype: torch.dtype | None) -> dict[str, Any]:
+    """bitsandbytes quantizes while placing the weights: on this process's GPU when there is one."""
+    kwargs: dict[str, Any] = {"quantization_config": quantization_config(double_quant, compute_dtype)}
+    if torch.cuda.is_available():
+        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
+    return kwargs
 
 
 def _base_from_adapter_config(folder: Path) -> dict[str, Any]:
@@ -214,5 +223,5 @@ def quantized_copy(model: Phi3VForCausalLM, double_quant: bool, compute_dtype, a
             folder,
             attn_implementation=attn_implementation,
             dtype=compute_dtype or torch.float32,
-            quantization_config=quantization_config(double_quant, compute_dtype),
+            **_quantized_kwargs(double_quant, compute_dtype),
         )

@@ -69,6 +69,8 @@ class Nlvr2Converter(Converter):
     def _pair(self, split: str, example: dict[str, Any]) -> list[Path]:
         prefix = str(example["identifier"]).rsplit("-", 1)[0]
         folder = self.src / "images" / split
+        if not folder.is_dir() and (self.src / split).is_dir():
+            folder = self.src / split
         if "directory" in example and example["directory"] is not None:
             folder = folder / str(example["directory"])
         paths = []

@@ -136,7 +136,8 @@ def run(
 
     Examples:
 
-      phi3v-train run --model tiny --mode lora --train-file data/ucf101_train.jsonl --output-dir runs/demo --max-steps 40
+      phi3v-train run --model tiny --mode lora --train-file data/ucf101_train.jsonl --output-dir runs/demo
+      --num-crops 1 --max-steps 40
 
       torchrun --nproc_per_node 8 $(which phi3v-train) run --model microsoft/Phi-3.5-vision-instruct
       --preset docvqa --mode lora --train-file docvqa_train.jsonl --output-dir runs/docvqa --precision bf16

@@ -60,10 +60,8 @@ def task_preset(task: str, mode: str, freeze: list[str]) -> dict[str, Any]:
     """The values ``--preset task`` sets for this mode; `full` with the image model frozen is the "frozen" row."""
     if task not in TASK_PRESETS:
         raise KeyError(task)
-    if mode in ("lora", "qlora"):
-        kind = "lora"
-    else:
-        kind = "frozen" if is_frozen_image_model(freeze) else "full"
+    frozen = "frozen" if is_frozen_image_model(freeze) else "full"
+    kind = "lora" if mode in ("lora", "qlora") else frozen
     values = {**SCRIPT_DEFAULTS, **_TASK_SHAPE[task], **_TABLE.get((task, kind), {})}
     if kind != "lora":
         del values["lora_rank"], values["lora_alpha"]

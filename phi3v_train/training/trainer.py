@@ -30,7 +30,9 @@ from transformers.trainer_utils import get_last_checkpoint
 from phi3v_data.io import atomic_write_text
 from phi3v_train.data.collator import Phi3VDataCollator
 from phi3v_train.data.prepare import PreparedData, prepare_data
+from phi3v_train.data.records import image_root_for, read_records
 from phi3v_train.errors import ConfigError
+from phi3v_train.evaluation import evaluate_records
 from phi3v_train.loading import BASE_FILE, BASE_MODEL_FOLDER, load_model, load_processor, quantized_copy
 from phi3v_train.presets import PRESET_NAMES
 from phi3v_train.processing import Phi3VProcessor
@@ -269,11 +271,7 @@ def _write_run_files(folder: Path, config: TrainConfig, processor: Phi3VProcesso
 
 
 def _final_eval_metrics(config: TrainConfig, model: nn.Module, processor: Phi3VProcessor) -> dict[str, Any]:
-    from phi3v_train.data.records import image_root_for, read_records
-    from phi3v_train.evaluation import evaluate_records
-
     summaries = {}
-    model.eval()
     for path in config.eval_files:
         records = [item.record for item in read_records([path], config.image_root)]
         result = evaluate_records(
@@ -298,10 +296,8 @@ def build_model_for_run(config: TrainConfig, precision: str, is_main: bool) -> n
         model = load_model(config.model, dtype=torch.float32, attn_implementation=config.attn, seed=config.seed)
         if is_main:
             model.save_pretrained(config.output_dir / BASE_MODEL_FOLDER)
-        if quantization:
-            model = quantized_copy(model, config.double_quant, dtype, config.attn)
-        else:
-            model = model.to(dtype)
+        quantize = quantization is not None
+        model = quantized_copy(model, config.double_quant, dtype, config.attn) if quantize else model.to(dtype)
     else:
         model = load_model(
             config.model,
@@ -393,11 +389,12 @@ def train(
     eval_loss = None
     if prepared.eval is not None and len(prepared.eval):
         eval_loss = float(trainer.evaluate()["eval_loss"])
-    metrics = None
     if is_main:
         _write_run_files(config.output_dir, resolved, processor)
-        if config.eval_metric is not None and config.eval_files:
-            metrics = _final_eval_metrics(config, trainer.model, processor)
+    metrics = None
+    if config.eval_metric is not None and config.eval_files:
+        metrics = _final_eval_metrics(config, trainer.model, processor)  # every rank scores its shard
+        if is_main:
             atomic_write_text(config.output_dir / EVAL_METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
     result = TrainResult(
         output_dir=str(config.output_dir),

@@ -35,7 +35,7 @@ def test_train_eval_export_reload(tmp_path, monkeypatch, solid) -> None:
             "output_dir": run,
             "mode": "lora",
             "num_crops": 1,
-            "max_steps": 80,
+            "max_steps": 120,
             "learning_rate": 5e-3,
             "lr_scheduler": "constant",
             "warmup_steps": 0,
@@ -49,7 +49,7 @@ def test_train_eval_export_reload(tmp_path, monkeypatch, solid) -> None:
         }
     )
     result = train(config)
-    assert result.last_loss < 0.05 < result.first_loss
+    assert result.last_loss < 0.01 < 5 < result.first_loss
 
     runner = CliRunner()
     evaluated = runner.invoke(app, ["eval", "--model", str(run), "--data", str(data), "--num-crops", "1"])

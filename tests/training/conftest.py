@@ -79,6 +79,12 @@ def run_quick(train_file: Path, output_dir: Path, callbacks=None, **overrides):
 
 
 @pytest.fixture
+def write_jsonl():
+    """``write_jsonl(folder, records, name="train.jsonl")`` -> the path of the written JSONL file."""
+    return write_records
+
+
+@pytest.fixture
 def snapshots() -> ParameterSnapshots:
     return ParameterSnapshots()
 

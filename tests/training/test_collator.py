@@ -17,14 +17,12 @@ from phi3v_train.errors import DataError
 from phi3v_train.processing import Phi3VProcessor
 from phi3v_train.tiny_tokenizer import tiny_processor
 
-from conftest import write_records
-
 IMAGE_TOKENS_1_CROP = 313  # SPEC section 3: any image at num_crops=1
 YES = [3869, 32007, 29871, 13, 32000]  # SPEC section 4: 'Yes<|end|>\n<|endoftext|>'
 
 
 @pytest.fixture
-def multi_turn(tmp_path):
+def multi_turn(tmp_path, write_jsonl):
     """Turn 1: two images, no tags, `Q?`; turn 2: one image, `What is shown?`; both answered `Yes`."""
     images = tmp_path / "images"
     images.mkdir()
@@ -38,7 +36,7 @@ def multi_turn(tmp_path):
             {"images": ["c.png"], "user": "What is shown?", "assistant": "Yes"},
         ],
     }
-    return write_records(tmp_path, [record])
+    return write_jsonl(tmp_path, [record])
 
 
 def test_multi_turn_multi_image_labels_with_the_real_tokenizer(reference_dir, multi_turn):
@@ -111,7 +109,7 @@ def test_text_only_batch_gets_a_dummy_image_only_when_asked(colour_data):
 
 def test_fully_masked_record_is_an_error():
     item = {"id": "bad", "input_ids": [1, 5, 6], "labels": [-100, -100, -100], "pixel_values": None}
-    with pytest.raises(DataError, match="'bad'.*every label is masked"):
+    with pytest.raises(DataError, match=r"'bad'.*every label is masked"):
         Phi3VDataCollator()([item])
 
 
@@ -127,7 +125,7 @@ def test_over_length_records_are_skipped_and_named_never_cut(colour_data, caplog
     assert "3 record(s) longer than --max-length" in caplog.text and "id 'img1'" in caplog.text
     assert len(prepared.train) == 1
     assert len(prepared.train[0]["input_ids"]) == text_length == prepared.train_lengths[0]
-    with pytest.raises(DataError, match="3 record.*img0"):
+    with pytest.raises(DataError, match=r"3 record.*img0"):
         prepare_data([colour_data], [], processor, max_length=text_length, on_overflow="error", validate=False)
 
 

@@ -24,7 +24,12 @@ def base(train_file, tmp_path, **values):
 
 def test_recipe_defaults(train_file, tmp_path):
     config = load_config(None, base(train_file, tmp_path))
-    assert (config.learning_rate, config.weight_decay, config.warmup_steps, config.max_grad_norm) == (4e-5, 0.01, 50, 1.0)
+    assert (config.learning_rate, config.weight_decay, config.warmup_steps, config.max_grad_norm) == (
+        4e-5,
+        0.01,
+        50,
+        1.0,
+    )
     assert (config.adam_beta1, config.adam_beta2, config.adam_epsilon) == (0.9, 0.95, 1e-7)
     assert (config.lora_rank, config.lora_alpha, config.lora_dropout, config.lr_scheduler) == (64, 128, 0.0, "linear")
 

@@ -37,7 +37,9 @@ def test_full_trains_every_group(colour_data, tmp_path, quick_run, snapshots):
 
 
 def test_frozen_image_model_trains_only_the_language_model(colour_data, tmp_path, quick_run, snapshots):
-    result = quick_run(colour_data, tmp_path / "run", [snapshots], mode="full", freeze=["image-model"], max_steps=8, **FAST)
+    result = quick_run(
+        colour_data, tmp_path / "run", [snapshots], mode="full", freeze=["image-model"], max_steps=8, **FAST
+    )
     assert_loss_halved(result)
     changed = snapshots.changed()
     assert groups_of(changed) == {"llm_layers", "lm_head"}
@@ -71,8 +73,15 @@ def test_lora_with_frozen_image_model_adapts_only_the_language_model(colour_data
 
 def test_qlora_quantizes_the_language_model_only(colour_data, tmp_path, quick_run, snapshots):
     bnb = pytest.importorskip("bitsandbytes", reason="QLoRA needs bitsandbytes")
-    result = quick_run(colour_data, tmp_path / "run", [snapshots], mode="qlora", double_quant=True, max_steps=10,
-                       **{**FAST, "learning_rate": 1e-2})
+    result = quick_run(
+        colour_data,
+        tmp_path / "run",
+        [snapshots],
+        mode="qlora",
+        double_quant=True,
+        max_steps=10,
+        **{**FAST, "learning_rate": 1e-2},
+    )
     kinds = {}
     for name, module in snapshots.model.named_modules():
         if name.endswith(("qkv_proj.base_layer", "fc1.base_layer", "img_projection.0.base_layer")):
