@@ -48,7 +48,8 @@ def print_report(report: ValidationReport, console: Console) -> None:
             colour = "red" if problem.severity == "error" else "yellow"
             record = f" id={escape(problem.id)}" if problem.id is not None else ""
             console.print(
-                f"{escape(problem.file)}:{problem.line}{record} [{colour}]{problem.code}[/]: {escape(problem.message)}"
+                f"{escape(problem.file)}:{problem.line}{record} [{colour}]{problem.code}[/]: {escape(problem.message)}",
+                soft_wrap=True,
             )
     verdict = "[green]OK[/]" if report.ok else "[red]FAILED[/]"
     console.print(

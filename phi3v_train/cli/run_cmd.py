@@ -110,12 +110,11 @@ def run(
     logging_steps: int | None = typer.Option(None, "--logging-steps", help="Log every N steps (default 10)."),
     save_steps: int | None = typer.Option(None, "--save-steps", help="Save a checkpoint every N steps."),
     save_total_limit: int | None = typer.Option(None, "--save-total-limit", help="Keep only the last N checkpoints."),
-    resume: str | None = typer.Option(
-        None,
-        "--resume",
-        is_flag=False,
-        flag_value="latest",
-        help="Resume: alone, from the newest checkpoint in --output-dir; or --resume PATH.",
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue from the newest checkpoint-N in --output-dir (optimizer, data position, RNG)."
+    ),
+    resume_from: Path | None = typer.Option(
+        None, "--resume-from", file_okay=False, help="Continue from this checkpoint folder instead."
     ),
     eval_steps: int | None = typer.Option(None, "--eval-steps", help="Evaluate the loss on --eval-file every N steps."),
     eval_metric: str | None = typer.Option(
@@ -182,7 +181,7 @@ def run(
         "logging_steps": logging_steps,
         "save_steps": save_steps,
         "save_total_limit": save_total_limit,
-        "resume": resume,
+        "resume": str(resume_from) if resume_from is not None else ("latest" if resume else None),
         "eval_steps": eval_steps,
         "eval_metric": eval_metric,
         "eval_limit": eval_limit,

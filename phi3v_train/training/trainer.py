@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from peft import PeftModel
 from torch import nn
 from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.integrations import TensorBoardCallback
+from transformers.trainer import TRAINING_ARGS_NAME
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import get_last_checkpoint
 
@@ -154,6 +156,18 @@ class Phi3VTrainer(Trainer):
         self._seen_images = 0
         self._seen_tokens = 0
         self._window_start = time.perf_counter()
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        """LoRA checkpoints hold the adapters (and --also-train modules) only: PEFT would otherwise copy the
+        untouched base ``lm_head`` and embeddings into every checkpoint, because ``lm_head`` is a target."""
+        plain = not (self.is_deepspeed_enabled or self.is_fsdp_enabled)
+        if not (plain and isinstance(self.model, PeftModel)):
+            super()._save(output_dir, state_dict)
+            return
+        if self.args.should_save:
+            folder = output_dir if output_dir is not None else self.args.output_dir
+            self.model.save_pretrained(folder, state_dict=state_dict, save_embedding_layers=False)
+            torch.save(self.args, os.path.join(folder, TRAINING_ARGS_NAME))
 
     def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
         if not self.group_lrs or self.optimizer is not None:

@@ -64,7 +64,7 @@ def test_doctor_without_smoke_exits_zero_here():
     assert "transformers" in result.output and "failure(s)" in result.output
 
 
-def test_resume_without_a_value_means_the_latest_checkpoint(colour_data, tmp_path):
+def test_resume_means_the_latest_checkpoint(colour_data, tmp_path):
     result = runner.invoke(
         app,
         ["run", "--model", "tiny", "--train-file", str(colour_data), "--output-dir", str(tmp_path / "o"), "--resume"],

@@ -33,7 +33,11 @@ def test_full_trains_every_group(colour_data, tmp_path, quick_run, snapshots):
     result = quick_run(colour_data, tmp_path / "run", [snapshots], mode="full", max_steps=8, **FAST)
     assert_loss_halved(result)
     assert groups_of(snapshots.changed()) == ALL_GROUPS
-    assert (tmp_path / "run" / "model.safetensors").is_file()
+    model, processor = load_model_and_processor(tmp_path / "run")
+    reloaded = dict(model.named_parameters())
+    assert set(reloaded) == set(snapshots.after)
+    assert all(torch.equal(reloaded[name].detach(), value) for name, value in snapshots.after.items())
+    assert processor.num_crops == 1
 
 
 def test_frozen_image_model_trains_only_the_language_model(colour_data, tmp_path, quick_run, snapshots):
@@ -91,3 +95,16 @@ def test_qlora_quantizes_the_language_model_only(colour_data, tmp_path, quick_ru
     adapters, others = lora_changes(snapshots)
     assert others == set()
     assert groups_of(adapters) == {"vision", "projector", "llm_layers", "lm_head"}
+
+
+def test_lora_also_train_projector_is_saved_with_the_adapter(colour_data, tmp_path, quick_run, snapshots):
+    out = tmp_path / "run"
+    quick_run(colour_data, out, [snapshots], mode="lora", also_train=["projector"], max_steps=2, **FAST)
+    adapters, others = lora_changes(snapshots)
+    assert groups_of(adapters) == {"vision", "llm_layers", "lm_head"}
+    assert others and all(".modules_to_save." in name for name in others)
+    assert groups_of(others) == {"projector"}
+    model, _ = load_model_and_processor(out)
+    reloaded = dict(model.named_parameters())
+    for name in others:
+        assert torch.equal(reloaded[name].detach().float(), snapshots.after[name]), name

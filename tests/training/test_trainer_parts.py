@@ -1,16 +1,29 @@
-"""The vision guard and per-group learning rates, on the tiny model without a training run."""
+"""Trainer parts on the tiny model, without a training run: the vision guard, per-group learning rates,
+accumulation from the world size, DeepSpeed files, length grouping."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import pytest
 import torch
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from phi3v_train.data.collator import Phi3VDataCollator
 from phi3v_train.data.dataset import ConversationDataset
+from phi3v_train.data.prepare import prepare_data
 from phi3v_train.data.records import read_records
+from phi3v_train.errors import ConfigError
 from phi3v_train.presets import build_model
 from phi3v_train.tiny_tokenizer import tiny_processor
 from phi3v_train.training.modes import apply_mode, parameter_group
-from phi3v_train.training.trainer import Phi3VTrainer, training_arguments
+from phi3v_train.training.trainer import (
+    Phi3VTrainer,
+    deepspeed_config_path,
+    gradient_accumulation,
+    training_arguments,
+)
 from phi3v_train.training.vision_guard import install_vision_guard
 
 
@@ -52,3 +65,36 @@ def test_vision_and_projector_learning_rates(colour_data, tmp_path, make_config)
     bias = dict(model.named_parameters())["model.vision_embed_tokens.img_projection.0.bias"]
     weight = dict(model.named_parameters())["model.vision_embed_tokens.img_projection.0.weight"]
     assert (decay_of[id(bias)], decay_of[id(weight)]) == (0.0, 0.01)
+
+
+def test_global_batch_sets_accumulation_from_the_world_size(colour_data, tmp_path, make_config):
+    config = make_config(colour_data, tmp_path / "o", batch_size=2, global_batch_size=8)
+    assert gradient_accumulation(config, 1) == 4
+    assert gradient_accumulation(config, 2) == 2
+    with pytest.raises(ConfigError, match="not divisible by --batch-size 2 x 3 process"):
+        gradient_accumulation(config, 3)
+    assert gradient_accumulation(make_config(colour_data, tmp_path / "o"), 4) == 1
+
+
+def test_shipped_deepspeed_configs():
+    zero2 = json.loads(Path(deepspeed_config_path("zero2")).read_text())
+    zero3 = json.loads(Path(deepspeed_config_path("zero3")).read_text())
+    assert zero2["zero_optimization"]["stage"] == 2 and zero2["zero_optimization"]["round_robin_gradients"] is True
+    assert zero3["zero_optimization"]["stage"] == 3
+    assert zero2["train_batch_size"] == zero3["gradient_accumulation_steps"] == "auto"
+    assert deepspeed_config_path("my/ds.json") == "my/ds.json"
+
+
+def test_group_by_length_samples_with_the_precomputed_lengths(colour_data, tmp_path, make_config):
+    config = make_config(colour_data, tmp_path / "o", group_by_length=True, batch_size=2)
+    processor = tiny_processor(num_crops=1)
+    prepared = prepare_data(config.train_files, [], processor, validate=False)
+    trainer = Phi3VTrainer(
+        model=build_model("tiny"),
+        args=training_arguments(config, "fp32", 1, False),
+        train_dataset=prepared.train,
+        lengths=prepared.train_lengths,
+    )
+    sampler = trainer._get_train_sampler()
+    assert isinstance(sampler, LengthGroupedSampler)
+    assert sampler.lengths == prepared.train_lengths == [len(item["input_ids"]) for item in prepared.train]
