@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 import typer
 
 from phi3v_data.cli.errors import run_with_error_mapping
 from phi3v_data.errors import Phi3vDataError
 from phi3v_train.cli import doctor_cmd, eval_cmd, export_cmd, predict_cmd, run_cmd
 from phi3v_train.errors import Phi3vTrainError
+
+# bitsandbytes (imported by peft) warns on every CPU start that it cannot download an optional kernel
+# from the hub; nothing is wrong, and the fallback it uses is the one our tests run.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 app = typer.Typer(
     name="phi3v-train",
