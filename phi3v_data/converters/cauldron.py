@@ -3,12 +3,20 @@ and ``texts`` (list of {user, assistant, source}), one record per text."""
 
 from __future__ import annotations
 
+from abc import abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from phi3v_data.converters.base import ItemSkipped, Task
+from phi3v_data.converters.base import Converter, ItemSkipped, Plan, Task, missing_source
 from phi3v_data.converters.images import cell_image_bytes, content_name, image_extension, write_once
-from phi3v_data.converters.tables import parquet_columns, parquet_split, read_parquet_cell, read_parquet_rows
+from phi3v_data.converters.tables import (
+    parquet_columns,
+    parquet_files,
+    parquet_split,
+    read_parquet_cell,
+    read_parquet_rows,
+)
 
 CAULDRON_COLUMNS = {"images", "texts"}
 
@@ -53,3 +61,76 @@ def text_turns(texts: list[dict[str, Any]]) -> list[tuple[str, str]]:
     if not turns:
         raise ItemSkipped("the row has no question with an answer")
     return turns
+
+
+@dataclass
+class FolderOrCauldronConverter(Converter):
+    """A converter whose SRC is either the dataset's official folder or the_cauldron's parquet config of it.
+
+    the_cauldron rows become one record per text, each answer normalised by ``normalize_answer`` (``None``
+    skips the row), with ``cauldron_images`` images per row and ``metadata.label`` from ``answer_label``.
+    Official items are ``("error", message)`` or ``(kind, item)`` payloads, handled by ``official_records``.
+    """
+
+    src: Path
+
+    cauldron_images: ClassVar[int]
+
+    def __post_init__(self) -> None:
+        self.src = Path(self.src)
+
+    def options(self) -> dict[str, Any]:
+        return {"src": str(self.src)}
+
+    def plan(self) -> Plan:
+        if not self.src.exists():
+            raise missing_source(self.src)
+        files = parquet_files(self.src)
+        if files and is_cauldron(files):
+            return Plan(tasks=[Task(t.key, t.split, ("cauldron", *t.payload)) for t in cauldron_tasks(files)])
+        return self.official_plan()
+
+    def process(self, task: Task, images_dir: Path) -> list[dict[str, Any]]:
+        kind = task.payload[0]
+        if kind == "error":
+            raise ItemSkipped(task.payload[1])
+        if kind == "cauldron":
+            return self._cauldron_records(task, images_dir)
+        return self.official_records(task, images_dir)
+
+    @abstractmethod
+    def official_plan(self) -> Plan:
+        """The tasks of the official folder layout."""
+
+    @abstractmethod
+    def official_records(self, task: Task, images_dir: Path) -> list[dict[str, Any]]:
+        """The records of one official item."""
+
+    @staticmethod
+    @abstractmethod
+    def normalize_answer(answer: Any) -> str | None:
+        """The answer in this converter's label set, or ``None`` when it is not one of them."""
+
+    @staticmethod
+    @abstractmethod
+    def answer_label(answer: str) -> Any:
+        """``metadata.label`` of a normalised answer."""
+
+    def _cauldron_records(self, task: Task, images_dir: Path) -> list[dict[str, Any]]:
+        _, file, row, texts = task.payload
+        turns = [(t, user, self._normalized(answer)) for t, (user, answer) in enumerate(text_turns(texts))]
+        images = write_images(Path(file), row, task.split, images_dir, expected=self.cauldron_images)
+        return [
+            {
+                "id": f"{task.split}-{row:08d}-{t}",
+                "conversations": [{"images": images, "user": user, "assistant": answer}],
+                "metadata": {"source_row": task.key, "label": self.answer_label(answer)},
+            }
+            for t, user, answer in turns
+        ]
+
+    def _normalized(self, answer: Any) -> str:
+        normalized = self.normalize_answer(answer)
+        if normalized is None:
+            raise ItemSkipped(f"answer {answer!r} is not one of this dataset's labels")
+        return normalized

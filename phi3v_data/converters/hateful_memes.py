@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from phi3v_data.converters.base import Converter, ItemSkipped, Plan, Task, missing_source
-from phi3v_data.converters.cauldron import cauldron_tasks, is_cauldron, text_turns, write_images
+from phi3v_data.converters.base import ItemSkipped, Plan, Task
+from phi3v_data.converters.cauldron import FolderOrCauldronConverter
 from phi3v_data.converters.images import image_extension, read_image_file, write_once
-from phi3v_data.converters.tables import iter_json_lines, parquet_files
+from phi3v_data.converters.tables import iter_json_lines
 from phi3v_data.errors import SourceLayoutError
 
 OFFICIAL_SPLITS = ("train", "dev_seen", "dev_unseen", "test_seen", "test_unseen")
@@ -35,24 +35,17 @@ def yes_no(answer: str) -> str | None:
 
 
 @dataclass
-class HatefulMemesConverter(Converter):
-    src: Path
-
+class HatefulMemesConverter(FolderOrCauldronConverter):
     name: ClassVar[str] = "hateful-memes"
     splits: ClassVar[tuple[str, ...]] = OFFICIAL_SPLITS
+    cauldron_images: ClassVar[int] = 1
+    normalize_answer = staticmethod(yes_no)
 
-    def __post_init__(self) -> None:
-        self.src = Path(self.src)
+    @staticmethod
+    def answer_label(answer: str) -> int:
+        return int(answer == "yes")
 
-    def options(self) -> dict[str, Any]:
-        return {"src": str(self.src)}
-
-    def plan(self) -> Plan:
-        if not self.src.exists():
-            raise missing_source(self.src)
-        files = parquet_files(self.src)
-        if files and is_cauldron(files):
-            return Plan(tasks=[Task(t.key, t.split, ("cauldron", *t.payload)) for t in cauldron_tasks(files)])
+    def official_plan(self) -> Plan:
         present = [s for s in OFFICIAL_SPLITS if (self.src / f"{s}.jsonl").is_file()]
         if not present:
             raise SourceLayoutError(
@@ -72,12 +65,7 @@ class HatefulMemesConverter(Converter):
                     tasks.append(Task(key, split, ("meme", meme)))
         return Plan(tasks=tasks, excluded={"unlabeled": unlabeled} if unlabeled else {})
 
-    def process(self, task: Task, images_dir: Path) -> list[dict[str, Any]]:
-        kind = task.payload[0]
-        if kind == "error":
-            raise ItemSkipped(task.payload[1])
-        if kind == "cauldron":
-            return self._cauldron(task, images_dir)
+    def official_records(self, task: Task, images_dir: Path) -> list[dict[str, Any]]:
         meme = task.payload[1]
         try:
             meme_id, image, text, label = meme["id"], str(meme["img"]), str(meme["text"]), int(meme["label"])
@@ -94,22 +82,4 @@ class HatefulMemesConverter(Converter):
                 "conversations": [{"images": [rel], "user": meme_prompt(text), "assistant": "yes" if label else "no"}],
                 "metadata": {"meme_id": meme_id, "label": label, "image": image},
             }
-        ]
-
-    def _cauldron(self, task: Task, images_dir: Path) -> list[dict[str, Any]]:
-        _, file, row, texts = task.payload
-        records = []
-        for t, (user, answer) in enumerate(text_turns(texts)):
-            normalized = yes_no(answer)
-            if normalized is None:
-                raise ItemSkipped(f"answer {answer!r} is not yes/no")
-            records.append((t, user, normalized))
-        images = write_images(Path(file), row, task.split, images_dir, expected=1)
-        return [
-            {
-                "id": f"{task.split}-{row:08d}-{t}",
-                "conversations": [{"images": images, "user": user, "assistant": answer}],
-                "metadata": {"source_row": task.key, "label": int(answer == "yes")},
-            }
-            for t, user, answer in records
         ]

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from phi3v_data.converters.base import Converter, ItemSkipped, Plan, Task, missing_source
-from phi3v_data.converters.cauldron import cauldron_tasks, is_cauldron, text_turns, write_images
+from phi3v_data.converters.base import ItemSkipped, Plan, Task
+from phi3v_data.converters.cauldron import FolderOrCauldronConverter
 from phi3v_data.converters.images import image_extension, read_image_file, write_once
-from phi3v_data.converters.tables import iter_json_lines, parquet_files
+from phi3v_data.converters.tables import iter_json_lines
 from phi3v_data.errors import SourceLayoutError
 
 OFFICIAL_SPLITS = ("train", "dev", "test1", "test2")
@@ -35,24 +35,17 @@ def true_false(answer: Any) -> str | None:
 
 
 @dataclass
-class Nlvr2Converter(Converter):
-    src: Path
-
+class Nlvr2Converter(FolderOrCauldronConverter):
     name: ClassVar[str] = "nlvr2"
     splits: ClassVar[tuple[str, ...]] = OFFICIAL_SPLITS
+    cauldron_images: ClassVar[int] = 2
+    normalize_answer = staticmethod(true_false)
 
-    def __post_init__(self) -> None:
-        self.src = Path(self.src)
+    @staticmethod
+    def answer_label(answer: str) -> bool:
+        return answer == "True"
 
-    def options(self) -> dict[str, Any]:
-        return {"src": str(self.src)}
-
-    def plan(self) -> Plan:
-        if not self.src.exists():
-            raise missing_source(self.src)
-        files = parquet_files(self.src)
-        if files and is_cauldron(files):
-            return Plan(tasks=[Task(t.key, t.split, ("cauldron", *t.payload)) for t in cauldron_tasks(files)])
+    def official_plan(self) -> Plan:
         data_dir = self.src / "data"
         present = [data_dir / f"{s}.json" for s in OFFICIAL_SPLITS if (data_dir / f"{s}.json").is_file()]
         if not present:
@@ -81,12 +74,7 @@ class Nlvr2Converter(Converter):
             paths.append(found[0])
         return paths
 
-    def process(self, task: Task, images_dir: Path) -> list[dict[str, Any]]:
-        kind = task.payload[0]
-        if kind == "error":
-            raise ItemSkipped(task.payload[1])
-        if kind == "cauldron":
-            return self._cauldron(task, images_dir)
+    def official_records(self, task: Task, images_dir: Path) -> list[dict[str, Any]]:
         example = task.payload[1]
         try:
             identifier, sentence = str(example["identifier"]), str(example["sentence"])
@@ -107,22 +95,4 @@ class Nlvr2Converter(Converter):
                 "conversations": [{"images": images, "user": nlvr2_prompt(sentence), "assistant": answer}],
                 "metadata": {"identifier": identifier, "label": answer == "True"},
             }
-        ]
-
-    def _cauldron(self, task: Task, images_dir: Path) -> list[dict[str, Any]]:
-        _, file, row, texts = task.payload
-        turns = []
-        for t, (user, answer) in enumerate(text_turns(texts)):
-            normalized = true_false(answer)
-            if normalized is None:
-                raise ItemSkipped(f"answer {answer!r} is not True/False")
-            turns.append((t, user, normalized))
-        images = write_images(Path(file), row, task.split, images_dir, expected=2)
-        return [
-            {
-                "id": f"{task.split}-{row:08d}-{t}",
-                "conversations": [{"images": images, "user": user, "assistant": answer}],
-                "metadata": {"source_row": task.key, "label": answer == "True"},
-            }
-            for t, user, answer in turns
         ]
