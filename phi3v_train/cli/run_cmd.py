@@ -118,9 +118,13 @@ def run(
     ),
     eval_steps: int | None = typer.Option(None, "--eval-steps", help="Evaluate the loss on --eval-file every N steps."),
     eval_metric: str | None = typer.Option(
-        None, "--eval-metric", help="Task metric on --eval-file after training (auto, accuracy, anls...)."
+        None,
+        "--eval-metric",
+        help="Task metric on --eval-file after training, and every --eval-steps (auto, accuracy, anls...).",
     ),
-    eval_limit: int | None = typer.Option(None, "--eval-limit", help="Score at most N eval records with the metric."),
+    eval_limit: int | None = typer.Option(
+        None, "--eval-limit", help="Score a seeded sample of N eval records with the metric."
+    ),
     workers: int | None = typer.Option(None, "--workers", help="DataLoader workers decoding images (GPU 4, CPU 0)."),
     group_by_length: bool | None = typer.Option(
         None, "--group-by-length/--no-group-by-length", help="Batch records of similar token counts together."

@@ -1,10 +1,12 @@
-"""Trainer callbacks: rich progress with ETA, loss history, and self-contained checkpoints."""
+"""Trainer callbacks: rich progress with ETA, loss history, the task metric during training, and
+self-contained checkpoints."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -89,3 +91,34 @@ class CheckpointExtras(TrainerCallback):
     def on_save(self, args, state, control, **kwargs):
         if state.is_world_process_zero:
             self.write(Path(args.output_dir) / f"checkpoint-{state.global_step}")
+
+
+class TaskMetricDuringTraining(TrainerCallback):
+    """With ``--eval-metric`` and ``--eval-steps``: the task metric at every evaluation during training.
+
+    ``score(model)`` returns the metric summaries per eval file (on the seeded ``--eval-limit`` sample);
+    each evaluation's result is kept as (step, summaries) and logged. Every rank scores its shard, so
+    this runs on all ranks. The evaluation after training is left to the final metric.
+    """
+
+    def __init__(self, score: Callable[[Any], dict[str, Any]]) -> None:
+        self.score = score
+        self.history: list[tuple[int, dict[str, Any]]] = []
+        self.training = False
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.training = True
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.training = False
+
+    def on_evaluate(self, args, state, control, model=None, **kwargs):
+        if not self.training or model is None:
+            return
+        summaries = self.score(model)
+        self.history.append((state.global_step, summaries))
+        if state.is_world_process_zero:
+            for path, summary in summaries.items():
+                names = [name for name in summary.get("metrics", []) if name in summary]
+                shown = " ".join(f"{name}={summary[name]:.4g}" for name in names)
+                logger.info("step %d task metric on %s: %s", state.global_step, path, shown)

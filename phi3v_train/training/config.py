@@ -91,7 +91,10 @@ class TrainConfig(BaseModel):
     save_total_limit: int | None = Field(None, ge=1)
     resume: str | None = Field(None, description="`latest` (newest checkpoint in output_dir) or a checkpoint path.")
     eval_steps: int | None = Field(None, ge=1)
-    eval_metric: str | None = Field(None, description="Task metric at the end (`auto`, `accuracy`, `anls`...).")
+    eval_metric: str | None = Field(
+        None,
+        description="Task metric (`auto`, `accuracy`...) after training, and at every evaluation with eval_steps.",
+    )
     eval_limit: int | None = Field(None, ge=1)
     workers: int | None = Field(None, ge=0, description="DataLoader workers; default 4 on GPU, 0 on CPU.")
     group_by_length: bool = False

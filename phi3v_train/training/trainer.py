@@ -38,7 +38,7 @@ from phi3v_train.evaluation import evaluate_records
 from phi3v_train.loading import BASE_FILE, BASE_MODEL_FOLDER, load_model, load_processor, quantized_copy
 from phi3v_train.presets import PRESET_NAMES
 from phi3v_train.processing import Phi3VProcessor
-from phi3v_train.training.callbacks import CheckpointExtras, LossHistory, RichProgress
+from phi3v_train.training.callbacks import CheckpointExtras, LossHistory, RichProgress, TaskMetricDuringTraining
 from phi3v_train.training.config import RUN_CONFIG_FILE, TrainConfig, save_config
 from phi3v_train.training.modes import apply_mode, parameter_group
 from phi3v_train.training.vision_guard import install_vision_guard
@@ -66,6 +66,7 @@ class TrainResult:
     skipped_records: list[str] = field(default_factory=list)
     eval_loss: float | None = None
     eval_metrics: dict[str, Any] | None = None
+    eval_metrics_during_training: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
 
     @property
     def first_loss(self) -> float | None:
@@ -284,7 +285,8 @@ def _write_run_files(folder: Path, config: TrainConfig, processor: Phi3VProcesso
         atomic_write_text(folder / BASE_FILE, json.dumps(info, indent=2) + "\n")
 
 
-def _final_eval_metrics(config: TrainConfig, model: nn.Module, processor: Phi3VProcessor) -> dict[str, Any]:
+def _eval_metrics(config: TrainConfig, model: nn.Module, processor: Phi3VProcessor) -> dict[str, Any]:
+    """The task metric per eval file, on the seeded ``eval_limit`` sample when one is set."""
     summaries = {}
     for path in config.eval_files:
         records = [item.record for item in read_records([path], config.image_root)]
@@ -370,6 +372,8 @@ def train(
         install_vision_guard(model)
 
     history = LossHistory()
+    task_metric = TaskMetricDuringTraining(lambda scored: _eval_metrics(config, scored, processor))
+    periodic = [task_metric] if config.eval_metric is not None and config.eval_steps else []
     tensorboard = []
     if "tensorboard" in config.report_to:
         board = TensorBoardCallback()
@@ -389,6 +393,7 @@ def train(
             RichProgress(),
             CheckpointExtras(lambda f: _write_run_files(f, resolved, processor)),
             *tensorboard,
+            *periodic,
             *(callbacks or []),
         ],
         lengths=prepared.train_lengths,
@@ -407,7 +412,7 @@ def train(
         _write_run_files(config.output_dir, resolved, processor)
     metrics = None
     if config.eval_metric is not None and config.eval_files:
-        metrics = _final_eval_metrics(config, trainer.model, processor)  # every rank scores its shard
+        metrics = _eval_metrics(config, trainer.model, processor)  # every rank scores its shard
         if is_main:
             atomic_write_text(config.output_dir / EVAL_METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
     result = TrainResult(
@@ -422,6 +427,7 @@ def train(
         skipped_records=[item.where for item, _ in prepared.skipped],
         eval_loss=eval_loss,
         eval_metrics=metrics,
+        eval_metrics_during_training=task_metric.history,
     )
     if is_main:
         atomic_write_text(config.output_dir / RESULTS_FILE, json.dumps(asdict(result), indent=2) + "\n")

@@ -98,3 +98,21 @@ def test_group_by_length_samples_with_the_precomputed_lengths(colour_data, tmp_p
     sampler = trainer._get_train_sampler()
     assert isinstance(sampler, LengthGroupedSampler)
     assert sampler.lengths == prepared.train_lengths == [len(item["input_ids"]) for item in prepared.train]
+
+
+def test_task_metric_runs_at_every_evaluation_during_training(colour_data, tmp_path, quick_run):
+    result = quick_run(
+        colour_data,
+        tmp_path / "run",
+        mode="lora",
+        max_steps=2,
+        eval_files=[colour_data],
+        eval_steps=1,
+        eval_metric="accuracy",
+        eval_limit=2,
+    )
+    assert [step for step, _ in result.eval_metrics_during_training] == [1, 2]
+    for _, summaries in result.eval_metrics_during_training:
+        summary = summaries[str(colour_data)]
+        assert (summary["metric"], summary["num_records"], summary["num_available"]) == ("accuracy", 2, 4)
+    assert result.eval_metrics[str(colour_data)]["num_records"] == 2
