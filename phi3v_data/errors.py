@@ -13,18 +13,6 @@ class SourceLayoutError(Phi3vDataError):
     hint = "Check SRC against the layout described in the README for this converter."
 
 
-class RecordValidationError(Phi3vDataError):
-    """A record file has errors; the validation report lists them."""
-
-    hint = "Run `phi3v-data validate FILE` for the full report."
-
-
-class ImageTagError(Phi3vDataError):
-    """`<|image_N|>` tags in a user text do not match the images of the turn."""
-
-    hint = "Either write no tags, or one tag per image numbered globally from 1 across the conversation."
-
-
 class MissingDependencyError(Phi3vDataError):
     """An optional dependency is needed for this operation."""
 

@@ -13,12 +13,6 @@ class ConfigError(Phi3vTrainError):
     hint = "Check the options (phi3v-train run --help) or the YAML given with --config."
 
 
-class CheckpointKeyError(Phi3vTrainError):
-    """A checkpoint has missing or unexpected keys."""
-
-    hint = "Is this a Phi-3(.5)-vision checkpoint in the hub layout?"
-
-
 class ImageTokenMismatchError(Phi3vTrainError):
     """Image tags do not match the images, or image positions do not match the image features."""
 

@@ -25,7 +25,6 @@ class PreparedData:
     train_lengths: list[int]
     eval: ConversationDataset | None
     skipped: list[tuple[SourcedRecord, int]]
-    validation_warnings: int = 0
 
 
 def validation_failure(report: ValidationReport) -> str:
@@ -47,6 +46,11 @@ def validate_or_raise(files: Sequence[Path], image_root: Path | None, num_crops:
     report = validate_files(list(files), image_root=image_root, num_crops=num_crops, progress=not progress_disabled())
     if not report.ok:
         raise DataError(validation_failure(report))
+    if report.warnings:
+        codes = ", ".join(sorted({p.code for p in report.problems if p.severity == "warning"}))
+        logger.warning(
+            "the data has %d validation warning(s) (%s); `phi3v-data validate` lists them", report.warnings, codes
+        )
     return report
 
 
@@ -79,9 +83,8 @@ def prepare_data(
     Raises:
         DataError: validation errors, no record left, or an over-long record with ``on_overflow="error"``.
     """
-    warnings = 0
     if validate:
-        warnings = validate_or_raise([*train_files, *eval_files], image_root, processor.num_crops).warnings
+        validate_or_raise([*train_files, *eval_files], image_root, processor.num_crops)
     train = _length_checked(read_records(list(train_files), image_root), processor, max_length, on_overflow)
     if not train.kept:
         raise DataError("no training record left (every record is longer than --max-length)")
@@ -94,5 +97,4 @@ def prepare_data(
         train_lengths=train.lengths,
         eval=eval_dataset,
         skipped=train.skipped,
-        validation_warnings=warnings,
     )
