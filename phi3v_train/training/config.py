@@ -28,6 +28,8 @@ RUN_CONFIG_FILE = "run_config.yaml"
 FREEZE_GROUPS = ("vision", "projector", "separators", "embeddings", "llm")
 ALSO_TRAIN_GROUPS = ("projector", "embeddings")
 DEEPSPEED_NAMES = ("zero2", "zero3")
+FSDP_SHARDING = {"full_shard", "shard_grad_op"}
+FSDP_WORDS = {*FSDP_SHARDING, "offload", "auto_wrap"}
 
 Mode = Literal["full", "lora", "qlora"]
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
@@ -99,7 +101,9 @@ class TrainConfig(BaseModel):
     workers: int | None = Field(None, ge=0, description="DataLoader workers; default 4 on GPU, 0 on CPU.")
     group_by_length: bool = False
     deepspeed: str | None = None
-    fsdp: str | None = None
+    fsdp: str | None = Field(
+        None, description="FSDP through accelerate: `full_shard` or `shard_grad_op`, optionally with `offload`."
+    )
     validate_data: bool = True
     vision_every_step: Literal["auto", "always", "never"] = "auto"
     report_to: list[str] = Field(default_factory=lambda: ["tensorboard"])
@@ -139,6 +143,14 @@ def _problems_of(config: TrainConfig, cli_keys: set[str]) -> list[str]:
         problems.append("attn: flash_attention_2 does not work with fp16; use --precision bf16")
     if config.deepspeed and config.fsdp:
         problems.append("deepspeed and fsdp: choose one")
+    if config.fsdp is not None:
+        words = config.fsdp.split()
+        unknown = sorted(set(words) - FSDP_WORDS)
+        if unknown or len(set(words) & FSDP_SHARDING) != 1:
+            problems.append(
+                f"fsdp: {config.fsdp!r} must name one of full_shard or shard_grad_op, optionally with offload "
+                f"(and the accepted no-op auto_wrap){'; unknown: ' + ', '.join(unknown) if unknown else ''}"
+            )
     if config.deepspeed and config.mode == "qlora":
         problems.append("deepspeed: not supported with --mode qlora (bitsandbytes 4-bit); use DDP")
     if config.deepspeed and config.deepspeed not in DEEPSPEED_NAMES and not Path(config.deepspeed).is_file():

@@ -232,7 +232,7 @@ def training_arguments(config: TrainConfig, precision: str, accumulation: int, h
         max_grad_norm=config.max_grad_norm,
         bf16=precision == "bf16",
         fp16=precision == "fp16",
-        activation_checkpointing=config.gradient_checkpointing and config.mode != "qlora",
+        activation_checkpointing=config.gradient_checkpointing and config.mode != "qlora" and config.fsdp is None,
         activation_checkpointing_kwargs={"use_reentrant": False},
         logging_steps=config.logging_steps,
         logging_first_step=True,
@@ -254,8 +254,22 @@ def training_arguments(config: TrainConfig, precision: str, accumulation: int, h
         ddp_backend="gloo" if world_size() > 1 and not torch.cuda.is_available() else None,
         use_cpu=not torch.cuda.is_available(),
         deepspeed=deepspeed_config_path(config.deepspeed),
-        fsdp=config.fsdp or "",
+        fsdp=config.fsdp is not None,
+        fsdp_config=fsdp_config(config.fsdp, config.gradient_checkpointing) if config.fsdp is not None else None,
     )
+
+
+def fsdp_config(options: str, checkpointing: bool) -> dict[str, Any]:
+    """The FSDP2 ``fsdp_config`` of the ``--fsdp`` words (transformers deprecates passing the words).
+
+    Under FSDP, activation checkpointing is FSDP's own: the Trainer's would add an all-gather per layer.
+    """
+    words = set(options.split())
+    return {
+        "reshard_after_forward": "full_shard" in words,
+        "cpu_offload": "offload" in words,
+        "activation_checkpointing": checkpointing,
+    }
 
 
 def _base_info(config: TrainConfig, processor: Phi3VProcessor) -> dict[str, Any]:

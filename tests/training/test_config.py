@@ -124,3 +124,23 @@ def test_frozen_image_model_alias_and_lora_targets(train_file, tmp_path):
     assert lora_target_modules(frozen) == ["qkv_proj", "o_proj", "gate_up_proj", "down_proj", "lm_head"]
     projector = load_config(None, base(train_file, tmp_path, also_train=["projector"]))
     assert "img_projection.0" not in lora_target_modules(projector)
+
+
+@pytest.mark.parametrize(
+    ("words", "accepted"),
+    [
+        ("full_shard", True),
+        ("shard_grad_op offload", True),
+        ("full_shard auto_wrap", True),
+        ("full_shard shard_grad_op", False),
+        ("offload", False),
+        ("hybrid_shard", False),
+    ],
+)
+def test_fsdp_words(train_file, tmp_path, words, accepted):
+    values = base(train_file, tmp_path, fsdp=words)
+    if accepted:
+        assert load_config(None, values).fsdp == words
+    else:
+        with pytest.raises(ConfigError, match=r"fsdp: .* must name one of full_shard or shard_grad_op"):
+            load_config(None, values)
