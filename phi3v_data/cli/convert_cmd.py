@@ -18,6 +18,7 @@ from phi3v_data.converters import (
     Ucf101Converter,
     run_conversion,
 )
+from phi3v_data.converters.hub import CAULDRON_CONFIGS, fetch_hub_dataset, is_hub_id
 from phi3v_data.samples import SAMPLES
 
 SHOWN_SKIPS = 10
@@ -35,7 +36,11 @@ convert_app = typer.Typer(
     no_args_is_help=True,
 )
 
-SrcArg = typer.Argument(..., help="The raw dataset: a folder in one of the converter's layouts (see --help).")
+SrcArg = typer.Argument(
+    ...,
+    help="The raw dataset: a folder in one of the converter's layouts (see --help), or a hub dataset id "
+    "(docvqa, hateful-memes, nlvr2; fetched when online).",
+)
 OutArg = typer.Argument(..., help="Output folder: gets <name>_<split>.jsonl, images/ and convert_report.json.")
 WorkersOpt = typer.Option(1, "--workers", min=1, help="Worker processes.")
 StrictOpt = typer.Option(False, "--strict", help="Exit 1 when any item was skipped (corrupt, missing, unreadable).")
@@ -62,6 +67,9 @@ class SampleName(str, Enum):
 
 
 def _convert(make: type[Converter], out: Path, workers: int, strict: bool, timeout: float | None = None, **kw) -> None:
+    if make.name in CAULDRON_CONFIGS and is_hub_id(kw["src"]):
+        stderr.print(f"{escape(str(kw['src']))}: a hub dataset; fetching its parquet shards into the HF cache")
+        kw["src"] = fetch_hub_dataset(kw["src"].as_posix(), make.name)
     try:
         converter = make(**kw)
         summary = run_conversion(converter, out, workers=workers, timeout=timeout, progress=True)

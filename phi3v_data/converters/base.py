@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import multiprocessing
-import re
 import time
 from abc import ABC, abstractmethod
 from collections import deque
@@ -22,12 +21,12 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
+from phi3v_data.converters.hub import HUB_ID, download_hint
 from phi3v_data.errors import SourceLayoutError
 from phi3v_data.io import atomic_write_text, progress_disabled
 from phi3v_data.schema import Record, record_to_json_line
 
 REPORT_NAME = "convert_report.json"
-_HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
 STATE_PREFIX = ".convert_state."
 
 
@@ -78,12 +77,8 @@ class Converter(ABC):
 
 def missing_source(src: Path) -> SourceLayoutError:
     """The error for a SRC that does not exist; a hub id gets the command that downloads it."""
-    if _HUB_ID.fullmatch(str(src)):
-        folder = f"raw/{src.name}"
-        return SourceLayoutError(
-            f"{src} is not a local folder. Converters read local copies; download the hub dataset with "
-            f"`hf download --repo-type dataset {src} --local-dir {folder}` and pass {folder} as SRC"
-        )
+    if HUB_ID.fullmatch(src.as_posix()):
+        return SourceLayoutError(f"{src} is not a local folder; {download_hint(src.as_posix())}")
     return SourceLayoutError(f"{src} does not exist")
 
 
