@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 
 import typer
 
@@ -14,6 +15,8 @@ from phi3v_train.errors import Phi3vTrainError
 # bitsandbytes (imported by peft) warns on every CPU start that it cannot download an optional kernel
 # from the hub; nothing is wrong, and the fallback it uses is the one our tests run.
 logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+# peft 0.21 still reads transformers' deprecated `is_gradient_checkpointing` when it wraps a model.
+warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 app = typer.Typer(
     name="phi3v-train",
