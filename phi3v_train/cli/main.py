@@ -6,9 +6,11 @@ import logging
 import warnings
 
 import typer
+from transformers.utils import logging as hf_logging
 
 from phi3v_data.cli.errors import run_with_error_mapping
 from phi3v_data.errors import Phi3vDataError
+from phi3v_data.io import progress_disabled
 from phi3v_train.cli import doctor_cmd, eval_cmd, export_cmd, predict_cmd, run_cmd
 from phi3v_train.errors import Phi3vTrainError
 
@@ -40,4 +42,6 @@ export_cmd.register(app)
 
 
 def main() -> None:
+    if progress_disabled():
+        hf_logging.disable_progress_bar()
     run_with_error_mapping(app, (Phi3vDataError, Phi3vTrainError))
