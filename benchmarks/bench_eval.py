@@ -28,8 +28,8 @@ from PIL import Image
 from phi3v_train.evaluation.generation import SpecialIds, generate_tokens
 from phi3v_train.evaluation.predict import PromptTurn
 from phi3v_train.evaluation.scoring import candidate_token_ids, score_candidates
-from phi3v_train.presets import build_model
-from phi3v_train.tiny_tokenizer import tiny_processor
+from phi3v_train.model.sizes import build_model
+from phi3v_train.model.tiny_tokenizer import tiny_processor
 
 
 def device_name() -> str:

@@ -25,7 +25,7 @@ import torch
 import transformers
 
 from phi3v_data.image_tokens import CROP_SIZE, tokens_for_grid
-from phi3v_train.presets import PRESET_NAMES, build_model
+from phi3v_train.model.sizes import SIZE_NAMES, build_model
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 QUESTION = [1, 29871, 13, 5618, 338, 278, 2635, 310, 278, 1842, 29973, 32007, 29871, 13, 32001]
@@ -117,7 +117,7 @@ def run(args: argparse.Namespace, attention: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", choices=PRESET_NAMES, default="tiny", help="model preset (random weights)")
+    parser.add_argument("--preset", choices=SIZE_NAMES, default="tiny", help="model preset (random weights)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32", help="parameter dtype")
     parser.add_argument("--attn", default="sdpa,eager", help="comma-separated attention backends to compare")

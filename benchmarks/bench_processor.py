@@ -37,8 +37,8 @@ import torch.nn.functional as F
 import transformers
 from PIL import Image
 
-from phi3v_train.image_processing import CLIP_MEAN, CLIP_STD, Phi3VImageProcessor
-from phi3v_train.tiny_tokenizer import tiny_processor
+from phi3v_train.model.image_processing import CLIP_MEAN, CLIP_STD, Phi3VImageProcessor
+from phi3v_train.model.tiny_tokenizer import tiny_processor
 
 SIZES = ((1700, 2200), (320, 240))
 NUM_CROPS = (4, 16)

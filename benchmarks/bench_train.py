@@ -32,8 +32,8 @@ from transformers import PrinterCallback, TrainerCallback
 from phi3v_train.data.collator import Phi3VDataCollator
 from phi3v_train.data.prepare import prepare_data
 from phi3v_train.loading import quantized_copy
-from phi3v_train.presets import build_model
-from phi3v_train.tiny_tokenizer import tiny_processor
+from phi3v_train.model.sizes import build_model
+from phi3v_train.model.tiny_tokenizer import tiny_processor
 from phi3v_train.training.config import load_config
 from phi3v_train.training.modes import apply_mode
 from phi3v_train.training.trainer import Phi3VTrainer, model_dtype, resolve_precision, training_arguments

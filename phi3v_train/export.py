@@ -147,7 +147,7 @@ def export_loaded(
     The folder appears only complete: it is written beside ``out_dir`` and renamed at the end, and
     not at all when verification fails.
     """
-    from phi3v_train.modeling import Phi3VForCausalLM
+    from phi3v_train.model.modeling import Phi3VForCausalLM
 
     out_dir = Path(out_dir)
     check_out_dir(out_dir, overwrite)

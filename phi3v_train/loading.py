@@ -2,7 +2,7 @@
 
 ``name_or_dir`` may be:
 
-* a preset name (:data:`phi3v_train.presets.PRESET_NAMES`): random weights from ``seed``. ``tiny``
+* a preset name (:data:`phi3v_train.model.sizes.SIZE_NAMES`): random weights from ``seed``. ``tiny``
   comes with the built-in tiny processor; full-size presets need ``tokenizer`` (a folder with the
   real tokenizer files, e.g. a download of ``microsoft/Phi-3.5-vision-instruct``);
 * a hub id or a local checkpoint folder in the hub layout (``config.json``, safetensors, tokenizer and
@@ -41,10 +41,10 @@ from typing import Any
 import torch
 
 from phi3v_train.errors import ConfigError, MissingDependencyError
-from phi3v_train.modeling import Phi3VForCausalLM
-from phi3v_train.presets import PRESET_NAMES, build_model
-from phi3v_train.processing import Phi3VProcessor
-from phi3v_train.tiny_tokenizer import tiny_processor
+from phi3v_train.model.modeling import Phi3VForCausalLM
+from phi3v_train.model.processing import Phi3VProcessor
+from phi3v_train.model.sizes import SIZE_NAMES, build_model
+from phi3v_train.model.tiny_tokenizer import tiny_processor
 
 BASE_FILE = "phi3v_base.json"
 BASE_MODEL_FOLDER = "base_model"
@@ -79,7 +79,7 @@ def read_base_info(folder: Path) -> dict[str, Any] | None:
 def resolve_base(folder: Path, info: dict[str, Any]) -> str:
     """The base reference of an adapter folder: relative paths are relative to ``folder``."""
     base = str(info["base_model"])
-    if base in PRESET_NAMES:
+    if base in SIZE_NAMES:
         return base
     candidate = Path(folder) / base
     return str(candidate) if candidate.exists() else base
@@ -130,7 +130,7 @@ def load_processor(
         return _load_processor(tokenizer, num_crops)
     if reference == "tiny":
         return tiny_processor(num_crops or DEFAULT_TINY_CROPS)
-    if reference in PRESET_NAMES:
+    if reference in SIZE_NAMES:
         raise ConfigError(
             f"the {reference!r} preset has random weights and no tokenizer; pass --tokenizer DIR with the real "
             "tokenizer files (e.g. a download of microsoft/Phi-3.5-vision-instruct), or --model a checkpoint"
@@ -167,7 +167,7 @@ def load_model(
         info = read_base_info(folder) or _base_from_adapter_config(folder)
         base = load_model(resolve_base(folder, info), seed=int(info.get("seed", 0)), **options)
         return PeftModel.from_pretrained(base, str(folder), is_trainable=is_trainable)
-    if reference in PRESET_NAMES:
+    if reference in SIZE_NAMES:
         model = build_model(reference, dtype=dtype or torch.float32, attn_implementation=attn_implementation, seed=seed)
         if quantization is not None:
             model = quantized_copy(model, double_quant, compute_dtype, attn_implementation)
@@ -210,7 +210,7 @@ def _load_pretrained(source: str, **kwargs: Any) -> Phi3VForCausalLM:
         return Phi3VForCausalLM.from_pretrained(source, **kwargs)
     except OSError as exc:
         raise ConfigError(
-            f"cannot load model {source!r}: {exc}. Give a preset ({', '.join(PRESET_NAMES)}), "
+            f"cannot load model {source!r}: {exc}. Give a preset ({', '.join(SIZE_NAMES)}), "
             "a hub id (needs network or the hub cache), or a folder with config.json and safetensors."
         ) from exc
 

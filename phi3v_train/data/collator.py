@@ -20,7 +20,7 @@ import torch
 
 from phi3v_data.image_tokens import CROP_SIZE
 from phi3v_train.data.dataset import check_has_labels
-from phi3v_train.processing import IGNORE_INDEX
+from phi3v_train.model.processing import IGNORE_INDEX
 
 PAD_TOKEN_ID = 32000
 GUARD_PIXELS = "vision_guard_pixel_values"

@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 
 from phi3v_train.data.records import SourcedRecord
 from phi3v_train.errors import DataError
-from phi3v_train.processing import IGNORE_INDEX, Phi3VProcessor
+from phi3v_train.model.processing import IGNORE_INDEX, Phi3VProcessor
 
 
 def load_image(path) -> Image.Image:

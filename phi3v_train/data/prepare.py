@@ -13,7 +13,7 @@ from phi3v_train.data.dataset import ConversationDataset
 from phi3v_train.data.lengths import LengthFilter, filter_by_length
 from phi3v_train.data.records import SourcedRecord, read_records
 from phi3v_train.errors import DataError
-from phi3v_train.processing import Phi3VProcessor
+from phi3v_train.model.processing import Phi3VProcessor
 
 logger = logging.getLogger("phi3v_train")
 SHOWN_PROBLEMS = 10

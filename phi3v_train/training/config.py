@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from phi3v_data.io import atomic_write_text
 from phi3v_train.errors import ConfigError
-from phi3v_train.training.presets import (
+from phi3v_train.training.task_presets import (
     FREEZE_ALIASES,
     TASK_PRESETS,
     TINY_MODEL_DEFAULTS,

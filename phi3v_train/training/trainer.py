@@ -36,8 +36,8 @@ from phi3v_train.data.records import image_root_for, read_records
 from phi3v_train.errors import ConfigError
 from phi3v_train.evaluation import evaluate_records
 from phi3v_train.loading import BASE_FILE, BASE_MODEL_FOLDER, load_model, load_processor, quantized_copy
-from phi3v_train.presets import PRESET_NAMES
-from phi3v_train.processing import Phi3VProcessor
+from phi3v_train.model.processing import Phi3VProcessor
+from phi3v_train.model.sizes import SIZE_NAMES
 from phi3v_train.training.callbacks import CheckpointExtras, LossHistory, RichProgress, TaskMetricDuringTraining
 from phi3v_train.training.config import RUN_CONFIG_FILE, TrainConfig, save_config
 from phi3v_train.training.modes import apply_mode, parameter_group
@@ -273,14 +273,14 @@ def fsdp_config(options: str, checkpointing: bool) -> dict[str, Any]:
 
 
 def _base_info(config: TrainConfig, processor: Phi3VProcessor) -> dict[str, Any]:
-    if config.model in PRESET_NAMES:
+    if config.model in SIZE_NAMES:
         base = BASE_MODEL_FOLDER
     else:
         local = Path(config.model)
         base = str(local.resolve()) if local.exists() else config.model
     return {
         "base_model": base,
-        "preset": config.model if config.model in PRESET_NAMES else None,
+        "preset": config.model if config.model in SIZE_NAMES else None,
         "seed": config.seed,
         "mode": config.mode,
         "num_crops": processor.num_crops,
@@ -322,7 +322,7 @@ def build_model_for_run(config: TrainConfig, precision: str, is_main: bool) -> n
     """Loads the base, stores a random preset's weights for later exact reloads, applies the mode."""
     dtype = model_dtype(config, precision)
     quantization = "4bit" if config.mode == "qlora" else None
-    if config.lora and config.model in PRESET_NAMES:
+    if config.lora and config.model in SIZE_NAMES:
         model = load_model(config.model, dtype=torch.float32, attn_implementation=config.attn, seed=config.seed)
         if is_main:
             model.save_pretrained(config.output_dir / BASE_MODEL_FOLDER)

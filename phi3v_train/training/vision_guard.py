@@ -16,7 +16,7 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from phi3v_train.data.collator import GUARD_PIXELS, GUARD_SIZES
-from phi3v_train.modeling import Phi3VForCausalLM
+from phi3v_train.model.modeling import Phi3VForCausalLM
 
 
 def find_phi3v(model: nn.Module) -> Phi3VForCausalLM:

@@ -9,7 +9,8 @@ SNIPPET = """
 import sys
 for blocked in ("pydantic", "typer", "rich"):
     sys.modules[blocked] = None
-import phi3v_train.image_processing, phi3v_train.modeling, phi3v_train.presets, phi3v_train.processing
+import phi3v_train.model.image_processing, phi3v_train.model.modeling
+import phi3v_train.model.processing, phi3v_train.model.sizes
 print(sorted(name for name in ("pydantic", "typer", "rich") if sys.modules.get(name) is not None))
 """
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from phi3v_train.presets import build_model
-from phi3v_train.tiny_tokenizer import tiny_processor
+from phi3v_train.model.sizes import build_model
+from phi3v_train.model.tiny_tokenizer import tiny_processor
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import phi3v_train
 from phi3v_train import export as export_module
 from phi3v_train.errors import ExportError
 from phi3v_train.export import export_loaded, push_folder_to_hub, sample_logits, verification_samples
-from phi3v_train.presets import build_model
+from phi3v_train.model.sizes import build_model
 
 TARGETS = ["qkv_proj", "o_proj", "gate_up_proj", "down_proj", "lm_head", "q_proj", "k_proj", "v_proj", "fc1"]
 

@@ -9,7 +9,7 @@ import torch
 
 from phi3v_train.evaluation.predict import PromptTurn
 from phi3v_train.evaluation.scoring import candidate_token_ids, score_candidates, softmax
-from phi3v_train.processing import IGNORE_INDEX
+from phi3v_train.model.processing import IGNORE_INDEX
 
 LABELS = ["Basketball", "BasketballDunk", "no", "A longer answer."]
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from phi3v_train.modeling import Phi3VForCausalLM
-from phi3v_train.presets import build_model
+from phi3v_train.model.modeling import Phi3VForCausalLM
+from phi3v_train.model.sizes import build_model
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ from model_inputs import image_batch, prompt_ids, right_pad
 from transformers import CLIPVisionModel
 
 from phi3v_data.image_tokens import tokens_for_grid
-from phi3v_train.configuration import Phi3VConfig
-from phi3v_train.modeling import Phi3VImageEmbedding
-from phi3v_train.presets import preset_config
+from phi3v_train.model.configuration import Phi3VConfig
+from phi3v_train.model.modeling import Phi3VImageEmbedding
+from phi3v_train.model.sizes import size_config
 
 SUB_GN_VALUE = 7.0
 GLB_GN_VALUE = -5.0
@@ -105,7 +105,7 @@ def test_features_at_image_positions_follow_the_spec_layout(tiny_model):
 @pytest.mark.parametrize("order", ["sub_glb", "glb_sub"])
 def test_separator_positions_for_each_order(order):
     """With CLIP features zeroed out, only the separators are non-zero: their positions give the order."""
-    fields = preset_config("tiny").to_dict()
+    fields = size_config("tiny").to_dict()
     fields["embd_layer"] = {**fields["embd_layer"], "hd_transform_order": order}
     embedding = Phi3VImageEmbedding(Phi3VConfig(**fields)).eval()
     with torch.no_grad():

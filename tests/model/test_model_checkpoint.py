@@ -9,7 +9,7 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModelForCausalLM
 
 import phi3v_train
-from phi3v_train.modeling import Phi3VForCausalLM
+from phi3v_train.model.modeling import Phi3VForCausalLM
 
 HUB_AUTO_MAP = {
     "AutoConfig": "configuration_phi3_v.Phi3VConfig",

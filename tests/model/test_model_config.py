@@ -9,9 +9,9 @@ from transformers.models.clip.modeling_clip import CLIPEncoderLayer
 from transformers.models.phi3.modeling_phi3 import Phi3RotaryEmbedding
 from transformers.utils import is_flash_attn_2_available
 
-from phi3v_train.configuration import Phi3VConfig
 from phi3v_train.errors import ModelConfigError
-from phi3v_train.presets import PRESET_NAMES, build_model, preset_config
+from phi3v_train.model.configuration import Phi3VConfig
+from phi3v_train.model.sizes import SIZE_NAMES, build_model, size_config
 
 HUB_TOTAL_PARAMETERS = 4_146_621_440  # SPEC section 2: LM + CLIP (24 layers, post-norm) + projection + separators
 LM_PARAMETERS = 3_821_079_552
@@ -52,7 +52,7 @@ def test_hub_config_json_reads_as_the_preset(request, fixture, preset, sliding_w
     assert (config.vision_config.hidden_size, config.vision_config.num_hidden_layers) == (1024, 24)
     assert config.vision_config.hidden_act == "quick_gelu"
     assert (config.layer_idx, config.num_vision_layers_used, config.hd_transform_order) == (-2, 23, "sub_glb")
-    assert _config_fields(config) == _config_fields(preset_config(preset))
+    assert _config_fields(config) == _config_fields(size_config(preset))
 
 
 def test_hub_flash_attention_request_falls_back_without_flash_attn(reference_dir):
@@ -63,7 +63,7 @@ def test_hub_flash_attention_request_falls_back_without_flash_attn(reference_dir
 
 
 def test_su_rope_scale_and_short_long_switch():
-    config = preset_config("phi-3.5-vision-instruct")
+    config = size_config("phi-3.5-vision-instruct")
     rotary = Phi3RotaryEmbedding(config)
     assert rotary.attention_scaling == pytest.approx(math.sqrt(1 + math.log(32) / math.log(4096)))
     assert rotary.attention_scaling == pytest.approx(1.1902380714238083)
@@ -82,11 +82,11 @@ def test_su_rope_scale_and_short_long_switch():
 
 
 def test_saved_config_keeps_the_hub_rope_keys():
-    saved = preset_config("phi-3.5-vision-instruct").to_dict()
+    saved = size_config("phi-3.5-vision-instruct").to_dict()
     assert saved["rope_scaling"]["type"] == "su"
     assert len(saved["rope_scaling"]["long_factor"]) == 48
     assert saved["rope_theta"] == 10000.0
-    assert _config_fields(Phi3VConfig(**saved)) == _config_fields(preset_config("phi-3.5-vision-instruct"))
+    assert _config_fields(Phi3VConfig(**saved)) == _config_fields(size_config("phi-3.5-vision-instruct"))
 
 
 def test_vision_config_overrides_only_the_keys_given():
@@ -117,8 +117,8 @@ def test_invalid_configs_are_rejected_with_the_reason(overrides, message):
 
 def test_unknown_preset_names_the_choices():
     with pytest.raises(ModelConfigError, match="tiny"):
-        preset_config("phi-4")
-    assert PRESET_NAMES == ("phi-3.5-vision-instruct", "phi-3-vision-128k-instruct", "tiny")
+        size_config("phi-4")
+    assert SIZE_NAMES == ("phi-3.5-vision-instruct", "phi-3-vision-128k-instruct", "tiny")
 
 
 def _count(module: torch.nn.Module) -> int:

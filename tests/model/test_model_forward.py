@@ -7,7 +7,7 @@ from peft import LoraConfig, get_peft_model
 from transformers import DynamicCache
 
 from phi3v_train.errors import ImageTokenMismatchError
-from phi3v_train.presets import build_model
+from phi3v_train.model.sizes import build_model
 
 ANSWER = [3869, 32007, 29871, 13, 32000]
 

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 from transformers import PreTrainedTokenizerFast
 
-from phi3v_train.processing import Phi3VProcessor
-from phi3v_train.tiny_tokenizer import tiny_processor
+from phi3v_train.model.processing import Phi3VProcessor
+from phi3v_train.model.tiny_tokenizer import tiny_processor
 
 
 def make_image(width: int, height: int, seed: int = 0, mode: str = "RGB") -> Image.Image:

@@ -14,7 +14,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from phi3v_train.image_processing import CLIP_MEAN, CLIP_STD, Phi3VImageProcessor
+from phi3v_train.model.image_processing import CLIP_MEAN, CLIP_STD, Phi3VImageProcessor
 
 # SPEC section 3: (width, height, num_crops) -> (padded H, padded W, tokens)
 SPEC_TABLE = {

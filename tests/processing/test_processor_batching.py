@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from phi3v_train.errors import ImageTokenMismatchError
-from phi3v_train.processing import CHAT_TEMPLATE, Phi3VProcessor
+from phi3v_train.model.processing import CHAT_TEMPLATE, Phi3VProcessor
 
 PAD = 32000
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import torch
 from PIL import Image
 
-from phi3v_train.processing import Phi3VProcessor
+from phi3v_train.model.processing import Phi3VProcessor
 
 USER = [1, 32010, 29871, 13]
 QUESTION_WHAT = [1, 29871, 13, 5618, 338, 4318, 29973, 32007, 29871, 13, 32001]

@@ -7,8 +7,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from transformers import PreTrainedTokenizerFast
 
-from phi3v_train.processing import CHAT_TEMPLATE
-from phi3v_train.tiny_tokenizer import build_tiny_tokenizer, tiny_processor
+from phi3v_train.model.processing import CHAT_TEMPLATE
+from phi3v_train.model.tiny_tokenizer import build_tiny_tokenizer, tiny_processor
 
 SPECIAL_IDS = {
     "<unk>": 0,

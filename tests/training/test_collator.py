@@ -14,8 +14,8 @@ from phi3v_train.data.lengths import record_length
 from phi3v_train.data.prepare import prepare_data
 from phi3v_train.data.records import read_records
 from phi3v_train.errors import DataError
-from phi3v_train.processing import Phi3VProcessor
-from phi3v_train.tiny_tokenizer import tiny_processor
+from phi3v_train.model.processing import Phi3VProcessor
+from phi3v_train.model.tiny_tokenizer import tiny_processor
 
 IMAGE_TOKENS_1_CROP = 313  # SPEC section 3: any image at num_crops=1
 YES = [3869, 32007, 29871, 13, 32000]  # SPEC section 4: 'Yes<|end|>\n<|endoftext|>'

@@ -8,7 +8,7 @@ import yaml
 from phi3v_train.errors import ConfigError
 from phi3v_train.training.config import load_config, save_config
 from phi3v_train.training.modes import lora_target_modules
-from phi3v_train.training.presets import expand_freeze
+from phi3v_train.training.task_presets import expand_freeze
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from phi3v_train.data.dataset import ConversationDataset
 from phi3v_train.data.prepare import prepare_data
 from phi3v_train.data.records import read_records
 from phi3v_train.errors import ConfigError
-from phi3v_train.presets import build_model
-from phi3v_train.tiny_tokenizer import tiny_processor
+from phi3v_train.model.sizes import build_model
+from phi3v_train.model.tiny_tokenizer import tiny_processor
 from phi3v_train.training.modes import apply_mode, parameter_group
 from phi3v_train.training.trainer import (
     Phi3VTrainer,

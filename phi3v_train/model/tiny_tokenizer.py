@@ -14,8 +14,8 @@ from __future__ import annotations
 from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, processors
 from transformers import PreTrainedTokenizerFast
 
-from phi3v_train.image_processing import Phi3VImageProcessor
-from phi3v_train.processing import CHAT_TEMPLATE, Phi3VProcessor
+from phi3v_train.model.image_processing import Phi3VImageProcessor
+from phi3v_train.model.processing import CHAT_TEMPLATE, Phi3VProcessor
 
 BASE_VOCAB_SIZE = 32000
 SPACE_MARK = "▁"

@@ -43,8 +43,8 @@ from transformers.models.phi3.modeling_phi3 import Phi3Model, Phi3PreTrainedMode
 from transformers.utils.deprecation import deprecate_kwarg
 
 from phi3v_data.image_tokens import CROP_SIZE
-from phi3v_train.configuration import Phi3VConfig
 from phi3v_train.errors import ImageTokenMismatchError
+from phi3v_train.model.configuration import Phi3VConfig
 
 MERGED_SIDE = 12  # 24x24 CLIP patches per crop, merged 2x2
 

@@ -33,7 +33,7 @@ from phi3v_data.prompt import (
     tag,
 )
 from phi3v_train.errors import ImageTokenMismatchError
-from phi3v_train.image_processing import Phi3VImageProcessor
+from phi3v_train.model.image_processing import Phi3VImageProcessor
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}{{'<|' + message['role'] + '|>' + '\n' + message['content'] + '<|end|>\n' }}"
