@@ -1,12 +1,17 @@
 """UCF-101 frame extraction speed: videos/s per decoding backend and worker count, against the recipe's method.
 
-The clips are 10 s, 320x240, 25 fps MPEG-4 part 2 (XviD) AVIs written into a temporary folder. Every method
-decodes the 8 uniform frames of each clip and encodes them as JPEG (quality 95) in memory, as the converter
-does; `baseline` is the recipe's method (decode from the start up to the last wanted frame). Frames of every
-method are compared with the baseline's. The end-to-end converter (`run_conversion`) is timed as well.
-One JSON line per measurement on stdout.
+The clips are 320x240, 25 fps MPEG-4 part 2 (XviD) AVIs (10 s unless --seconds) written into a temporary
+folder. Every method decodes the 8 uniform frames of each clip and encodes them as JPEG (quality 95) in
+memory, as the converter does; `baseline` is the recipe's method (decode from the start up to the last
+wanted frame). Frames of every method are compared with the baseline's. The end-to-end converter
+(`run_conversion`) is timed as well.
+One JSON line per measurement on stdout; with 1 and 2 workers, a last line per clip set gives the ratios:
+2 workers over 1 worker end to end (wall clock, median of --trials, and from CPU times: what a machine with a
+free core per worker would give), and the converter's method over the recipe's at 1 worker.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_convert.py --clips 8 --gop 12 --gop 250
+    OMP_NUM_THREADS=1 python benchmarks/bench_convert.py --clips 300 --repeats 1 --seconds 2 --gop 300 --gop 12 \
+        --method baseline --method pyav --trials 3
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ import argparse
 import json
 import multiprocessing
 import os
-import platform
+import resource
+import statistics
 import tempfile
 import time
 from collections.abc import Iterator
@@ -23,6 +29,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+from bench_common import cpu_model
 
 from phi3v_data.converters import Ucf101Converter, run_conversion
 from phi3v_data.converters.images import jpeg_bytes
@@ -30,13 +37,6 @@ from phi3v_data.converters.video import decode_baseline, decode_decord, decode_p
 from phi3v_data.samples.ucf101 import BAND, HEIGHT, WIDTH, synthetic_frame, write_avi
 
 METHODS = ("baseline", "pyav", "decord")
-
-
-def _cpu() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def _versions() -> dict[str, str]:
@@ -99,19 +99,28 @@ def _textured_frames(seed: int, count: int) -> Iterator[np.ndarray]:
         yield frame
 
 
-def _write_clips(folder: Path, count: int, gop: int, content: str, b_frames: int) -> list[Path]:
+def _write_clips(folder: Path, count: int, gop: int, content: str, b_frames: int, length: int) -> list[Path]:
     clips = []
     for i in range(count):
         path = folder / f"Bench{i % 2}" / f"v_Bench{i % 2}_g{8 + i // 2:02d}_c01.avi"
         frames = (
-            _textured_frames(i, 250) if content == "textured" else (synthetic_frame(t, i % 3, i) for t in range(250))
+            _textured_frames(i, length)
+            if content == "textured"
+            else (synthetic_frame(t, i % 3, i) for t in range(length))
         )
         write_avi(path, frames, gop=gop, b_frames=b_frames)
         clips.append(path)
     return clips
 
 
-def _end_to_end(folder: Path, clips: list[Path], frames: int, workers: int) -> float:
+def _cpu_seconds(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _end_to_end(folder: Path, clips: list[Path], frames: int, workers: int) -> dict[str, float]:
+    """One conversion into a fresh OUT: videos/s (wall clock, worker start-up included), and the CPU seconds
+    of this process and of the worker processes (all joined by the end), with the load average around it."""
     src = folder / "pre-split"
     for n, clip in enumerate(clips):
         target = src / "train" / clip.parent.name / f"v_{clip.parent.name}_g{n:02d}_c01.avi"
@@ -119,9 +128,23 @@ def _end_to_end(folder: Path, clips: list[Path], frames: int, workers: int) -> f
         if not target.exists():
             os.link(clip, target)
     out = Path(tempfile.mkdtemp(dir=folder))
-    start = time.perf_counter()  # includes starting the worker processes
+    load_before = os.getloadavg()[0]
+    parent, children = _cpu_seconds(resource.RUSAGE_SELF), _cpu_seconds(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
     run_conversion(Ucf101Converter(src, frames=frames), out, workers=workers, timeout=120)
-    return len(clips) / (time.perf_counter() - start)
+    wall = time.perf_counter() - start
+    return {
+        "videos_per_s": len(clips) / wall,
+        "parent_cpu_s": _cpu_seconds(resource.RUSAGE_SELF) - parent,
+        "workers_cpu_s": _cpu_seconds(resource.RUSAGE_CHILDREN) - children,
+        "load_1min": max(load_before, os.getloadavg()[0]),
+    }
+
+
+def _idle_machine_seconds(run: dict[str, float], workers: int) -> float:
+    """The wall time the run would take with a free core per worker: the parent's CPU time counted as serial,
+    the workers' shared evenly. Unlike wall time, it does not depend on other jobs on a shared machine."""
+    return run["parent_cpu_s"] + run["workers_cpu_s"] / workers
 
 
 def main() -> None:
@@ -135,8 +158,14 @@ def main() -> None:
     parser.add_argument(
         "--content", action="append", choices=("textured", "flat"), help="Clip content(s) (default textured)."
     )
+    parser.add_argument("--seconds", type=float, default=10.0, help="Clip length in seconds (25 fps).")
+    parser.add_argument("--method", action="append", choices=METHODS, help="Methods to time (default all).")
+    parser.add_argument("--no-cpu-rate", action="store_true", help="Skip the per-CPU-second (single process) rates.")
+    parser.add_argument(
+        "--trials", type=int, default=1, help="End-to-end runs per worker count, interleaved; ratios use medians."
+    )
     args = parser.parse_args()
-    base = {"bench": "convert", "device": f"{os.cpu_count()}-core CPU, {_cpu()}", "versions": _versions()}
+    base = {"bench": "convert", "device": f"{os.cpu_count()}-core CPU, {cpu_model()}", "versions": _versions()}
     with tempfile.TemporaryDirectory() as tmp:
         for content in args.content or ["textured"]:
             for gop in args.gop or [12]:
@@ -144,14 +173,15 @@ def main() -> None:
 
 
 def _measure(folder: Path, base: dict, args: argparse.Namespace, gop: int, content: str) -> None:
-    clips = _write_clips(folder, args.clips, gop, content, args.b_frames)
+    methods = tuple(args.method or METHODS)
+    clips = _write_clips(folder, args.clips, gop, content, args.b_frames, round(args.seconds * 25))
     reference = [_decode("baseline", clip, args.frames) for clip in clips]
     identical = {
         method: all(
             all(np.array_equal(decoded[i], ref[i]) for i in ref)
             for decoded, ref in zip((_decode(method, c, args.frames) for c in clips), reference, strict=True)
         )
-        for method in METHODS
+        for method in methods
     }
     settings = {
         "clips": args.clips,
@@ -160,27 +190,41 @@ def _measure(folder: Path, base: dict, args: argparse.Namespace, gop: int, conte
         "gop": gop,
         "b_frames": args.b_frames,
         "content": content,
-        "clip": "10 s 320x240 25 fps mpeg4/XVID",
+        "clip": f"{args.seconds:g} s 320x240 25 fps mpeg4/XVID",
         "avg_clip_kb": round(sum(c.stat().st_size for c in clips) / len(clips) / 1024),
     }
-    for stage in ("decode", "decode+jpeg"):
+    for stage in () if args.no_cpu_rate else ("decode", "decode+jpeg"):
         baseline = None
-        for method in METHODS:
+        for method in methods:
             rate = _cpu_rate(method, clips, args.frames, args.repeats, jpeg=stage == "decode+jpeg")
             baseline = baseline or rate
             line = {"stage": stage, "method": method, "videos_per_cpu_s": round(rate, 2)}
             line.update(speedup_vs_baseline=round(rate / baseline, 2), frames_identical_to_baseline=identical[method])
             print(json.dumps({**base, "settings": settings, **line}), flush=True)
-    for workers in args.workers or [1, 2]:
-        for method in METHODS:
-            rate = _wall_rate(method, clips, args.frames, workers, args.repeats)
+    wall: dict[tuple[str, int], float] = {}
+    worker_counts = args.workers or [1, 2]
+    for workers in worker_counts:
+        for method in methods:
+            rate = wall[method, workers] = _wall_rate(method, clips, args.frames, workers, args.repeats)
             line = {"stage": "decode+jpeg", "method": method, "workers": workers, "videos_per_s": round(rate, 2)}
             print(json.dumps({**base, "settings": settings, **line}), flush=True)
-        rate = _end_to_end(folder, clips * args.repeats, args.frames, workers)
+    rates: dict[int, list[float]] = {}
+    idle: dict[int, list[float]] = {}
+    for trial in range(args.trials):
+        for workers in worker_counts:
+            run = _end_to_end(folder, clips * args.repeats, args.frames, workers)
+            rates.setdefault(workers, []).append(run["videos_per_s"])
+            idle.setdefault(workers, []).append(_idle_machine_seconds(run, workers))
+            line = {"stage": "convert ucf101 (auto, JPEG files, journal)", "workers": workers, "trial": trial}
+            line.update({key: round(value, 2) for key, value in run.items()})
+            line["idle_machine_s"] = round(idle[workers][-1], 2)
+            print(json.dumps({**base, "settings": settings, **line}), flush=True)
+    if 1 in rates and 2 in rates and ("baseline", 1) in wall and ("pyav", 1) in wall:
         line = {
-            "stage": "convert ucf101 (auto, JPEG files, journal)",
-            "workers": workers,
-            "videos_per_s": round(rate, 2),
+            "stage": "ratios (medians of the trials)",
+            "convert_2_workers_over_1": round(statistics.median(rates[2]) / statistics.median(rates[1]), 2),
+            "convert_2_workers_over_1_idle_machine": round(statistics.median(idle[1]) / statistics.median(idle[2]), 2),
+            "pyav_over_recipe_1_worker": round(wall["pyav", 1] / wall["baseline", 1], 2),
         }
         print(json.dumps({**base, "settings": settings, **line}), flush=True)
 

@@ -23,7 +23,9 @@ import time
 
 import torch
 import transformers
+from bench_common import cpu_model
 from PIL import Image
+from reference.scoring import full_forward_score
 
 from phi3v_train.evaluation.generation import SpecialIds, generate_tokens
 from phi3v_train.evaluation.predict import PromptTurn
@@ -33,9 +35,7 @@ from phi3v_train.model.tiny_tokenizer import tiny_processor
 
 
 def device_name() -> str:
-    with open("/proc/cpuinfo") as cpuinfo:
-        model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "cpu")
-    return f"{torch.get_num_threads()}-thread CPU, {model}"
+    return f"{torch.get_num_threads()}-thread CPU, {cpu_model()}"
 
 
 def prompts(processor, count: int) -> list:
@@ -53,20 +53,6 @@ def timed(function) -> float:
     start = time.perf_counter()
     function()
     return time.perf_counter() - start
-
-
-def full_forward_scores(model, prompt, candidates) -> list[float]:
-    scores = []
-    for candidate in candidates:
-        ids = torch.tensor([list(prompt.input_ids) + candidate])
-        inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
-        if prompt.pixel_values is not None:
-            inputs |= {"pixel_values": prompt.pixel_values, "image_sizes": prompt.image_sizes}
-        with torch.no_grad():
-            log_probs = torch.log_softmax(model(**inputs).logits[0].float(), dim=-1)
-        start = len(prompt.input_ids)
-        scores.append(sum(log_probs[start + i - 1, token].item() for i, token in enumerate(candidate)))
-    return scores
 
 
 def main() -> None:
@@ -121,7 +107,7 @@ def main() -> None:
     labels = [f"Class{index}Name" for index in range(args.labels)]
     candidates = [candidate_token_ids(processor.tokenizer, label) for label in labels]
     image_prompts = [prompt for prompt in encoded if prompt.pixel_values is not None][:4]
-    baseline = timed(lambda: [full_forward_scores(model, p, candidates) for p in image_prompts])
+    baseline = timed(lambda: [[full_forward_score(model, p, c) for c in candidates] for p in image_prompts])
     ours = timed(
         lambda: [
             score_candidates(model, p, candidates, pad_id=special.pad, chunk_size=args.batch_size)

@@ -23,6 +23,7 @@ import time
 
 import torch
 import transformers
+from bench_common import cpu_model
 
 from phi3v_data.image_tokens import CROP_SIZE, tokens_for_grid
 from phi3v_train.model.sizes import SIZE_NAMES, build_model
@@ -50,9 +51,7 @@ def docvqa_batch(rows: int, cols: int, num_crops: int, device: str, seed: int) -
 def device_name(device: str) -> str:
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(device)
-    with open("/proc/cpuinfo") as cpuinfo:
-        model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "cpu")
-    return f"{torch.get_num_threads()}-thread CPU, {model}"
+    return f"{torch.get_num_threads()}-thread CPU, {cpu_model()}"
 
 
 def peak_memory_mb(device: str) -> float:

@@ -8,7 +8,7 @@ content shortcut; JPEG decoding is not included):
   reshape/permute straight into the preallocated output tensor);
 * ``hub_style``: the baseline, the hub processor's steps as written there (PIL transpose, resize,
   PIL white pad, transpose back, ToTensor, Normalize, bicubic global view, crops, ``torch.cat``
-  with zero crops, ``torch.stack``), with the per-image crop lists and concatenations it uses;
+  with zero crops, ``torch.stack``): ``tests/reference/hd_transform.py``, the tests' reference;
 * ``processor_call``: the whole ``Phi3VProcessor`` call (tiny tokenizer) on a one-image chat prompt.
 
 Both image paths produce identical tensors (checked before timing). Single process; torch threads
@@ -25,19 +25,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import PIL
 import torch
-import torch.nn.functional as F
 import transformers
+from bench_common import cpu_model
 from PIL import Image
+from reference.hd_transform import reference_pixel_values
 
-from phi3v_train.model.image_processing import CLIP_MEAN, CLIP_STD, Phi3VImageProcessor
+from phi3v_train.model.image_processing import Phi3VImageProcessor
 from phi3v_train.model.tiny_tokenizer import tiny_processor
 
 SIZES = ((1700, 2200), (320, 240))
@@ -45,52 +44,9 @@ NUM_CROPS = (4, 16)
 PROMPT = "<|user|>\n<|image_1|>\nWhat is written in the document?<|end|>\n<|assistant|>\n"
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def hub_style(images: list[Image.Image], num_crops: int) -> torch.Tensor:
-    """The hub's ``Phi3VImageProcessor.preprocess`` steps, with PIL standing in for torchvision's PIL path."""
-    mean = torch.tensor(CLIP_MEAN)[:, None, None]
-    std = torch.tensor(CLIP_STD)[:, None, None]
-    hd_images = []
-    for image in images:
-        transposed = image.width < image.height
-        if transposed:
-            image = image.transpose(Image.Transpose.TRANSPOSE)
-        ratio = image.width / image.height
-        scale = 1
-        while scale * np.ceil(scale / ratio) <= num_crops:
-            scale += 1
-        scale -= 1
-        new_w = int(scale * 336)
-        new_h = int(new_w / ratio)
-        image = image.resize((new_w, new_h), Image.Resampling.BILINEAR)
-        target = int(np.ceil(new_h / 336) * 336)
-        padded = Image.new("RGB", (new_w, target), (255, 255, 255))
-        padded.paste(image, (0, int((target - new_h) / 2)))
-        if transposed:
-            padded = padded.transpose(Image.Transpose.TRANSPOSE)
-        tensor = torch.from_numpy(np.array(padded)).permute(2, 0, 1).contiguous().to(torch.float32).div(255)
-        hd_images.append(tensor.sub_(mean).div_(std))
-    global_images = [F.interpolate(im.unsqueeze(0), size=(336, 336), mode="bicubic") for im in hd_images]
-    shapes = [(im.size(1), im.size(2)) for im in hd_images]
-    crops = [
-        im.reshape(1, 3, h // 336, 336, w // 336, 336).permute(0, 2, 4, 1, 3, 5).reshape(-1, 3, 336, 336).contiguous()
-        for im, (h, w) in zip(hd_images, shapes, strict=True)
-    ]
-    stacked = [torch.cat([g, c], dim=0) for g, c in zip(global_images, crops, strict=True)]
-    padded_crops = [
-        torch.cat([s, torch.zeros(num_crops + 1 - s.shape[0], 3, 336, 336)]) if s.shape[0] < num_crops + 1 else s
-        for s in stacked
-    ]
-    return torch.stack(padded_crops)
+    """The hub's ``Phi3VImageProcessor.preprocess`` steps (the tests' reference), image by image, then stacked."""
+    return torch.stack([reference_pixel_values(image, num_crops) for image in images])
 
 
 def time_per_image(

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from importlib import metadata
 from pathlib import Path
 
 import torch
+from bench_common import cpu_model
 from PIL import Image
 from transformers import PrinterCallback, TrainerCallback
 
@@ -157,12 +157,7 @@ def bench_mode(args: argparse.Namespace, mode: str, folder: Path) -> dict:
 
 
 def cpu_name() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{os.cpu_count()}-core CPU, {line.split(':', 1)[1].strip()}"
-    return platform.processor() or "cpu"
+    return f"{os.cpu_count()}-core CPU, {cpu_model()}"
 
 
 def environment(args: argparse.Namespace) -> dict:

@@ -36,19 +36,10 @@ from pathlib import Path
 
 import PIL
 import pydantic
+from bench_common import cpu_model
 from PIL import Image
 
 from phi3v_data.validate import validate_files
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def small_jpeg(index: int) -> bytes:

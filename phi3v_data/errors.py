@@ -1,20 +1,25 @@
-"""Exceptions of the data side. The CLI turns each into one clean message with a hint."""
+"""The exceptions of both packages share one base, :class:`Phi3vError`; the CLIs turn each into one
+clean message with a hint. The training side's errors (``phi3v_train.errors``) subclass the same base."""
 
 
-class Phi3vDataError(Exception):
-    """Base class of every error that phi3v_data raises on bad input."""
+class Phi3vError(Exception):
+    """Base class of every error that phi3v_data or phi3v_train raises on bad input or setup."""
 
     hint: str = ""
+
+
+class Phi3vDataError(Phi3vError):
+    """Base class of every error that phi3v_data raises on bad input."""
+
+
+class MissingDependencyError(Phi3vError):
+    """An optional dependency (tokenizers, matplotlib, bitsandbytes, DeepSpeed, decord…) is not installed."""
 
 
 class SourceLayoutError(Phi3vDataError):
     """The source folder does not have the layout a converter expects."""
 
     hint = "Check SRC against the layout described in the README for this converter."
-
-
-class MissingDependencyError(Phi3vDataError):
-    """An optional dependency is needed for this operation."""
 
 
 class UnsafePathError(Phi3vDataError):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 CROP_SIZE = 336
 TOKENS_PER_CROP = 144
@@ -70,7 +71,8 @@ def tokens_for_grid(rows: int, cols: int) -> int:
     return (rows * cols + 1) * TOKENS_PER_CROP + 1 + (rows + 1) * NEWLINE_TOKENS_PER_ROW
 
 
+@lru_cache(maxsize=1 << 16)
 def num_image_tokens(width: int, height: int, num_crops: int) -> int:
-    """Image tokens that an image of ``width`` x ``height`` costs at ``num_crops``."""
+    """Image tokens that an image of ``width`` x ``height`` costs at ``num_crops`` (cached: datasets repeat sizes)."""
     layout = hd_layout(width, height, num_crops)
     return tokens_for_grid(layout.rows, layout.cols)

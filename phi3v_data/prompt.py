@@ -1,18 +1,23 @@
 """How a conversation becomes model input: the single definition shared by the validator's token
 count, the trainer's collator and generation.
 
-A record turns into a flat list of segments:
+A conversation is rendered as the chat template renders it, ``<|user|>\n{user}<|end|>\n<|assistant|>\n``
+followed by the answer for every turn, and cut into a flat list of segments:
 
-* ``TextSegment``: text tokenized on its own *with* BOS, exactly as the hub processor tokenizes
-  every chunk between image tags (so a ``<s>`` follows every image);
+* ``TextSegment``: template text. A segment that starts a chunk between image tags (the start of the
+  conversation, or right after an image) is tokenized *with* BOS, exactly as the hub processor tokenizes
+  every chunk (so a ``<s>`` follows every image); the others continue their chunk without BOS;
 * ``ImageSegment``: the run of ``-k`` placeholder ids of global image ``k`` (1-based);
-* ``AnswerSegment``: the assistant text plus ``<|end|>\\n<|endoftext|>``, tokenized *without*
-  BOS; only these tokens are trained on.
+* ``AnswerSegment``: an assistant answer plus what ends it, tokenized *without* BOS; only these tokens
+  are trained on. An earlier turn's answer ends in ``<|end|>\n`` (the template goes on with
+  ``<|user|>``) and loses its leading whitespace (``<|assistant|>`` strips it); the final answer ends in
+  ``<|end|>\n<|endoftext|>``, as in the recipe.
 
-Each turn renders as the chat template does for one user message with the generation prompt,
-``<|user|>\\n{user}<|end|>\\n<|assistant|>\\n``, followed by the answer. Image tags are numbered
-globally across the conversation; a user text without tags gets one tag per image, joined, then a
-newline, before the text (the recipe's placement).
+So the tokens of a conversation are ``processor(apply_chat_template(turns, add_generation_prompt=True))``
+(every answer but the last in the text) followed by the final answer, and a single turn is exactly the
+recipe's ``<s><|user|>\n{user}<|end|>\n<|assistant|>\n`` + ``{answer}<|end|>\n<|endoftext|>``. Image tags
+are numbered globally across the conversation; a user text without tags gets one tag per image, joined,
+then a newline, before the text (the recipe's placement).
 
 Pure Python, no third-party imports.
 """
@@ -29,6 +34,7 @@ USER_PREFIX = "<|user|>\n"
 TURN_END = "<|end|>\n"
 ASSISTANT_PREFIX = "<|assistant|>\n"
 ANSWER_SUFFIX = "<|end|>\n<|endoftext|>"
+"""What ends the final answer of a conversation (and a single-turn answer)."""
 
 
 class TurnLike(Protocol):
@@ -40,6 +46,7 @@ class TurnLike(Protocol):
 @dataclass(frozen=True)
 class TextSegment:
     text: str
+    bos: bool = True
 
 
 @dataclass(frozen=True)
@@ -103,22 +110,41 @@ def generation_prompt(user_text: str) -> str:
     return f"{USER_PREFIX}{user_text}{TURN_END}{ASSISTANT_PREFIX}"
 
 
-def turn_segments(turn: TurnLike, first_number: int) -> list[Segment]:
-    """Prompt segments of one turn followed by its answer."""
-    user_text = tagged_user_text(turn.user, first_number, len(turn.images))
-    segments: list[Segment] = list(split_on_tags(generation_prompt(user_text)))
-    segments.append(AnswerSegment(turn.assistant + ANSWER_SUFFIX))
-    return segments
-
-
 def conversation_segments(turns: Sequence[TurnLike]) -> list[Segment]:
-    """All segments of a conversation, images numbered globally from 1."""
-    segments: list[Segment] = []
+    """All segments of a conversation (see the module docstring), images numbered globally from 1."""
+    parts: list[str | AnswerSegment] = []
     number = 1
-    for turn in turns:
-        segments.extend(turn_segments(turn, number))
+    for index, turn in enumerate(turns):
+        parts.append(generation_prompt(tagged_user_text(turn.user, number, len(turn.images))))
+        if index == len(turns) - 1:
+            parts.append(AnswerSegment(turn.assistant + ANSWER_SUFFIX))
+        else:
+            parts.append(AnswerSegment(turn.assistant.lstrip() + TURN_END))
         number += len(turn.images)
+    segments: list[Segment] = []
+    starts_chunk = True
+    for part in parts:
+        if isinstance(part, AnswerSegment):
+            segments.append(part)
+            starts_chunk = False
+            continue
+        for piece in split_on_tags(part):
+            if isinstance(piece, ImageSegment):
+                segments.append(piece)
+                starts_chunk = True
+            else:
+                segments.append(TextSegment(piece.text, bos=starts_chunk))
+                starts_chunk = False
     return segments
+
+
+def texts_by_bos(segments: Sequence[Segment]) -> tuple[list[str], list[str]]:
+    """The texts tokenized with BOS, and those tokenized without (chunk continuations and answers), in order."""
+    with_bos = [s.text for s in segments if isinstance(s, TextSegment) and s.bos]
+    without_bos = [
+        s.text for s in segments if isinstance(s, AnswerSegment) or (isinstance(s, TextSegment) and not s.bos)
+    ]
+    return with_bos, without_bos
 
 
 def prompt_segments(turns: Sequence[TurnLike]) -> list[Segment]:

@@ -3,6 +3,7 @@
 Token lengths are whole conversations as the trainer builds them (:mod:`phi3v_data.token_count`),
 computed for every value of :data:`NUM_CROPS_CHOICES` in one pass, from image headers only.
 Memory grows by 4 bytes per record per ``num_crops`` value (the lengths are kept for percentiles).
+Class balance is counted per source for the classification sets of :mod:`phi3v_data.datasets`.
 """
 
 from __future__ import annotations
@@ -10,20 +11,80 @@ from __future__ import annotations
 import io
 from array import array
 from collections import Counter
-from functools import cache
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, computed_field
 
+from phi3v_data.datasets import find_dataset
 from phi3v_data.errors import MissingDependencyError
-from phi3v_data.image_tokens import num_image_tokens
 from phi3v_data.io import atomic_write_bytes
-from phi3v_data.token_count import NUM_CROPS_CHOICES, text_counter, text_token_count
+from phi3v_data.schema import Record
+from phi3v_data.token_count import NUM_CROPS_CHOICES, image_token_count, text_counter, text_token_count
 from phi3v_data.validate import checked_records
 
 MAX_LABELS = 200
 """Answers are shown as a label distribution when they take at most this many distinct values."""
+
+
+class ClassBalance(BaseModel):
+    """The last-turn answers of one classification set: the registered labels first (zeros kept), then any
+    other answer, most frequent first."""
+
+    source: str
+    records: int
+    counts: dict[str, int]
+
+    @computed_field
+    @property
+    def shares(self) -> dict[str, float]:
+        return {label: count / self.records for label, count in self.counts.items()}
+
+
+class AnswerTally:
+    """Counts last-turn answers (stripped): over the whole file while they form a small set, and per source
+    for the sources registered as classification sets (under their canonical name)."""
+
+    def __init__(self) -> None:
+        self.records = 0
+        self._answers: Counter[str] = Counter()
+        self._too_many = False
+        self._by_source: dict[str, Counter[str]] = {}
+        self._registered: dict[str, tuple[str, ...]] = {}
+
+    def add(self, record: Record) -> None:
+        self.records += 1
+        answer = record.conversations[-1].assistant.strip()
+        if not self._too_many:
+            self._answers[answer] += 1
+            self._too_many = len(self._answers) > MAX_LABELS
+        info = find_dataset(record.source)
+        if info is not None and info.labels is not None:
+            if info.source not in self._by_source:
+                self._by_source[info.source] = Counter()
+                self._registered[info.source] = info.labels
+            self._by_source[info.source][answer] += 1
+
+    def labels(self) -> dict[str, int] | None:
+        """The answer distribution, most frequent first; None when the answers look like free text
+        (over MAX_LABELS distinct values, or more than half as many values as records)."""
+        if self._too_many or not 0 < len(self._answers) <= self.records / 2:
+            return None
+        return dict(sorted(self._answers.items(), key=_by_count))
+
+    def class_balance(self) -> list[ClassBalance]:
+        """One entry per classification source, sorted by source."""
+        result = []
+        for source, counts in sorted(self._by_source.items()):
+            registered = self._registered[source]
+            others = sorted((item for item in counts.items() if item[0] not in registered), key=_by_count)
+            ordered = {label: counts[label] for label in registered} | dict(others)
+            result.append(ClassBalance(source=source, records=counts.total(), counts=ordered))
+        return result
+
+
+def _by_count(item: tuple[str, int]) -> tuple[int, str]:
+    return -item[1], item[0]
 
 
 class TokenSummary(BaseModel):
@@ -55,6 +116,7 @@ class DatasetStats(BaseModel):
     suggested_num_crops: int | None
     by_num_crops: list[TokenSummary]
     labels: dict[str, int] | None
+    class_balance: list[ClassBalance]
 
 
 def nearest_rank(sorted_values: np.ndarray, percent: float) -> int:
@@ -74,11 +136,6 @@ def summarise(lengths: np.ndarray, num_crops: int, max_length: int | None) -> To
         max=int(ordered[-1]),
         within=within,
     )
-
-
-@cache
-def _image_tokens(width: int, height: int, num_crops: int) -> int:
-    return num_image_tokens(width, height, num_crops)
 
 
 def compute_stats(
@@ -102,8 +159,7 @@ def compute_stats(
     lengths = {choice: array("i") for choice in choices}
     sources: Counter[str] = Counter()
     images: Counter[int] = Counter()
-    labels: Counter[str] = Counter()
-    too_many_labels = False
+    answers = AnswerTally()
     records = invalid = unmeasured = 0
     counter = text_counter(tokenizer)
     with checked_records([path], image_root=image_root, tokenizer=None, workers=workers, progress=progress) as files:
@@ -116,15 +172,13 @@ def compute_stats(
                     continue
                 sources[record.source] += 1
                 images[len(record.images)] += 1
-                if not too_many_labels:
-                    labels[record.conversations[-1].assistant.strip()] += 1
-                    too_many_labels = len(labels) > MAX_LABELS
+                answers.add(record)
                 if entry.image_sizes is None or not entry.tags_ok:
                     unmeasured += 1
                     continue
                 text = text_token_count(record, counter)
                 for choice in choices:
-                    lengths[choice].append(text + sum(_image_tokens(w, h, choice) for w, h in entry.image_sizes))
+                    lengths[choice].append(text + image_token_count(entry.image_sizes, choice))
     measured = {choice: np.frombuffer(values, dtype=np.int32) for choice, values in lengths.items()}
     by_num_crops = [summarise(measured[c], c, max_length) for c in choices] if len(measured[num_crops]) else []
     current = next((s for s in by_num_crops if s.num_crops == num_crops), None)
@@ -134,8 +188,6 @@ def compute_stats(
             (s.num_crops for s in by_num_crops if s.num_crops in NUM_CROPS_CHOICES and (s.within or 0) >= coverage),
             None,
         )
-    parsed = records - invalid
-    show_labels = not too_many_labels and 0 < len(labels) <= parsed / 2
     stats = DatasetStats(
         file=str(path),
         records=records,
@@ -151,7 +203,8 @@ def compute_stats(
         over_max_length=None if current is None or current.within is None else 1 - current.within,
         suggested_num_crops=suggested,
         by_num_crops=by_num_crops,
-        labels=dict(sorted(labels.items(), key=lambda item: (-item[1], item[0]))) if show_labels else None,
+        labels=answers.labels(),
+        class_balance=answers.class_balance(),
     )
     return stats, measured[num_crops]
 

@@ -1,7 +1,8 @@
 """Token counts of whole records, as the trainer builds them (see :mod:`phi3v_data.prompt`).
 
-A record's count is the sum over its segments: every text chunk costs its tokens plus one BOS, every
-image the Phi-3.5-vision count for its size at ``num_crops``, every answer its tokens (no BOS).
+A record's count is the sum over its segments: every text segment costs its tokens (plus one BOS where
+it starts a chunk between image tags), every image the Phi-3.5-vision count for its size at
+``num_crops``, every answer its tokens (no BOS).
 
 Text tokens come from a local tokenizer folder (``tokenizer.json``, read with the ``tokenizers``
 library) when one is given, otherwise from :func:`estimate_text_tokens`.
@@ -78,11 +79,11 @@ def text_counter(tokenizer: Path | None) -> TextCounter:
 
 
 def text_token_count(record: Record, text_counter: TextCounter) -> int:
-    """Tokens of the record's text segments (BOS per text chunk included) and answers; images excluded."""
+    """Tokens of the record's text segments (BOS per chunk between image tags included) and answers; no images."""
     total = 0
     for segment in conversation_segments(record.conversations):
         if isinstance(segment, TextSegment):
-            total += text_counter(segment.text) + 1
+            total += text_counter(segment.text) + (1 if segment.bos else 0)
         elif isinstance(segment, AnswerSegment):
             total += text_counter(segment.text)
     return total

@@ -8,25 +8,27 @@ must be unique, image results are cached), not with the records themselves.
 
 from __future__ import annotations
 
-import codecs
 import contextlib
+import difflib
 import json
 import os
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, TypedDict
 
 from pydantic import BaseModel, ValidationError
 
-from phi3v_data.errors import Phi3vDataError, UnsafePathError
 from phi3v_data.image_check import ImageChecker
-from phi3v_data.image_tokens import num_image_tokens
-from phi3v_data.io import atomic_write
+from phi3v_data.io import atomic_write, iter_jsonl_lines, progress_bar
+from phi3v_data.paths import image_root_for, unsafe_path_reason
 from phi3v_data.prompt import image_tag_problem
-from phi3v_data.schema import Record
-from phi3v_data.token_count import NUM_CROPS_CHOICES, TextCounter, text_counter, text_token_count
+from phi3v_data.schema import Record, Turn
+from phi3v_data.token_count import NUM_CROPS_CHOICES, TextCounter, image_token_count, text_counter, text_token_count
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 Severity = Literal["error", "warning"]
 
@@ -39,6 +41,7 @@ CORRUPT_IMAGE = "corrupt_image"
 IMAGE_TAG_MISMATCH = "image_tag_mismatch"
 TOO_LONG = "too_long"
 UNKNOWN_KEY = "unknown_key"
+MISSPELLED_KEY = "misspelled_key"
 EMPTY_FILE = "empty_file"
 
 FIXES: dict[str, str] = {
@@ -51,6 +54,7 @@ FIXES: dict[str, str] = {
     IMAGE_TAG_MISMATCH: "Write no <|image_N|> tags, or one per image of the turn, numbered globally from 1.",
     TOO_LONG: "Lower --num-crops, raise --max-length, or shorten or drop the record.",
     UNKNOWN_KEY: "Remove the key, or move it into `metadata` (any JSON object).",
+    MISSPELLED_KEY: "Rename the key as suggested: under its current name the field is ignored.",
     EMPTY_FILE: "The file holds no records: check that it is the file you meant.",
 }
 """Every problem code with the fix the reports suggest."""
@@ -114,53 +118,66 @@ class CheckedRecord:
         return bool(self.problems) and any(problem.severity == "error" for problem in self.problems)
 
 
-def default_image_root(jsonl_path: Path) -> Path:
-    """``<folder of the jsonl>/images``: ``data/ucf101_val.jsonl`` reads ``data/images/val/<Class>/x.jpg``."""
-    return Path(jsonl_path).parent / "images"
-
-
-def unsafe_path_reason(relative: str) -> str | None:
-    """Why ``relative`` is not a safe relative POSIX image path, or None when it is."""
-    if (
-        relative
-        and relative[0] != "/"
-        and "\\" not in relative
-        and ".." not in relative
-        and ":" not in relative[:2]
-        and "\x00" not in relative
-    ):
-        return None
-    if not relative.strip():
-        return "the path is empty"
-    if relative.startswith("/"):
-        return "the path is absolute"
-    if len(relative) > 1 and relative[1] == ":":
-        return "the path starts with a drive letter"
-    if "\\" in relative:
-        return "the path contains a backslash (use '/')"
-    if ".." in relative.split("/"):
-        return "the path has a '..' component"
-    if "\x00" in relative:
-        return "the path contains a NUL character"
-    return None
-
-
-def resolve_image_path(root: Path, relative: str) -> Path:
-    """``root / relative`` after checking ``relative``; raises :class:`UnsafePathError` for unsafe paths.
-
-    Symlinks are not resolved here; opening the path follows them, so image folders may link elsewhere.
-    """
-    reason = unsafe_path_reason(relative)
-    if reason is not None:
-        raise UnsafePathError(f"unsafe image path {relative!r}: {reason}")
-    return Path(root) / relative
-
-
 def _loc(loc: tuple[int | str, ...]) -> str:
     text = ""
     for part in loc:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text or "record"
+
+
+KNOWN_KEYS: dict[str, tuple[str, ...]] = {"record": tuple(Record.model_fields), "turn": tuple(Turn.model_fields)}
+# Names other formats give these fields (LLaVA, ShareGPT, ms-swift, hub tables): a sure misspelling here.
+KEY_ALIASES = {
+    "image": "images",
+    "img": "images",
+    "image_path": "images",
+    "image_paths": "images",
+    "question": "user",
+    "prompt": "user",
+    "human": "user",
+    "answer": "assistant",
+    "response": "assistant",
+    "gpt": "assistant",
+    "conversation": "conversations",
+    "messages": "conversations",
+    "turns": "conversations",
+    "meta": "metadata",
+}
+
+
+def misspelled_key(key: str, level: str) -> str | None:
+    """The known key of ``level`` ("record" or "turn") that ``key`` most likely misspells, or None."""
+    known = KNOWN_KEYS[level]
+    alias = KEY_ALIASES.get(key.lower())
+    if alias in known:
+        return alias
+    folded = key.lower().replace("-", "_")
+    for name in known:
+        if folded == name or folded.startswith(name + "_") or folded.removesuffix("s") == name:
+            return name
+    close = difflib.get_close_matches(folded, known, n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def _missing_key_hints(raw: bytes, errors: list[dict]) -> str:
+    """For a missing required field, the misspelled key the line holds instead: `(found 'conversation')`."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return ""
+    hints = []
+    for error in errors:
+        if error["type"] != "missing":
+            continue
+        node = data
+        for step in error["loc"][:-1]:
+            inside = isinstance(node, dict) or (isinstance(node, list) and isinstance(step, int) and step < len(node))
+            node = node[step] if inside and (not isinstance(node, dict) or step in node) else None
+        level = "record" if len(error["loc"]) == 1 else "turn"
+        for key in node if isinstance(node, dict) else ():
+            if key != error["loc"][-1] and misspelled_key(key, level) == error["loc"][-1]:
+                hints.append(f"{_loc(error['loc'])}: found {key!r}, did you mean {error['loc'][-1]!r}?")
+    return "".join(f"; {hint}" for hint in hints)
 
 
 def _schema_message(errors: list[dict]) -> str:
@@ -171,6 +188,14 @@ def _schema_message(errors: list[dict]) -> str:
             message = "the line is JSON but not an object"
         parts.append(f"{_loc(error['loc'])}: {message}")
     return "; ".join(parts)
+
+
+def line_problem(raw: bytes, exc: ValidationError) -> tuple[str, str]:
+    """The problem code (``invalid_json`` or ``schema``) and message of a line that is not a valid record."""
+    errors = exc.errors(include_url=False)
+    if errors[0]["type"] == "json_invalid":
+        return INVALID_JSON, _invalid_json_message(raw, errors)
+    return SCHEMA, _schema_message(errors) + _missing_key_hints(raw, errors)
 
 
 def _invalid_json_message(raw: bytes, errors: list[dict]) -> str:
@@ -192,10 +217,10 @@ def _id_of_bad_record(raw: bytes) -> str | None:
 
 
 def _too_long_message(sizes: list[tuple[int, int]], text: int, num_crops: int, limit: int) -> str:
-    images = sum(num_image_tokens(w, h, num_crops) for w, h in sizes)
+    images = image_token_count(sizes, num_crops)
     message = f"{text + images:,} tokens (text {text:,}, images {images:,}) at num_crops={num_crops} > {limit:,}"
     for choice in (c for c in NUM_CROPS_CHOICES if c < num_crops):
-        smaller = text + sum(num_image_tokens(w, h, choice) for w, h in sizes)
+        smaller = text + image_token_count(sizes, choice)
         if smaller <= limit:
             return f"{message}; fits at --num-crops {choice} ({smaller:,} tokens)"
     return message + ("; too long even at --num-crops 1" if sizes else "; the text alone is too long")
@@ -226,17 +251,17 @@ class _FileChecker:
         self.pipeline_depth = checker.workers + 1 if checker is not None else 0
 
     def check_file(self, path: Path, advance: Callable[[int], None]) -> Iterator[CheckedRecord]:
-        root = os.path.join(self.image_root if self.image_root is not None else default_image_root(path), "")
+        root = os.path.join(image_root_for(path, self.image_root), "")
         name = os.fspath(path)
         ids: dict[str, int] = {}
         if self.checker is None:
-            for line_number, raw in _lines(path, advance):
+            for line_number, raw in iter_jsonl_lines(path, advance):
                 yield self._finish_one(self._parse(name, line_number, raw, ids, root))
             return
         checker = self.checker
         pending: deque[list[CheckedRecord]] = deque()
         chunk: list[CheckedRecord] = []
-        for line_number, raw in _lines(path, advance):
+        for line_number, raw in iter_jsonl_lines(path, advance):
             entry = self._parse(name, line_number, raw, ids, root)
             if not chunk and not pending and _images_known(entry, checker):
                 yield self._finish_one(entry)
@@ -258,17 +283,21 @@ class _FileChecker:
             Problem(file=entry.file, line=entry.line, id=record_id, severity=severity, code=code, message=message)
         )
 
+    def _key_problem(self, entry: CheckedRecord, key: str, level: str, where: str) -> None:
+        """A misspelled known key is an error (its field would be silently empty); any other unknown key a warning."""
+        known = misspelled_key(key, level)
+        if known is not None:
+            self._problem(entry, MISSPELLED_KEY, f"unknown key {key!r} in {where}: did you mean {known!r}?")
+        else:
+            self._problem(entry, UNKNOWN_KEY, f"unknown key {key!r} in {where}")
+
     def _parse(self, name: str, line_number: int, raw: bytes, ids: dict[str, int], root: str) -> CheckedRecord:
         """Checks that need no image file; ``root`` ends with a separator."""
         try:
             record = _validate_json(raw)
         except ValidationError as exc:
             entry = CheckedRecord(name, line_number, raw, None)
-            errors = exc.errors(include_url=False)
-            if errors[0]["type"] == "json_invalid":
-                self._problem(entry, INVALID_JSON, _invalid_json_message(raw, errors))
-            else:
-                self._problem(entry, SCHEMA, _schema_message(errors))
+            self._problem(entry, *line_problem(raw, exc))
             return entry
         entry = CheckedRecord(name, line_number, raw if self.keep_raw else b"", record)
         first = ids.setdefault(record.id, line_number)
@@ -276,12 +305,12 @@ class _FileChecker:
             self._problem(entry, DUPLICATE_ID, f"id {record.id!r} is already used on line {first}")
         if record.__pydantic_extra__:
             for key in record.__pydantic_extra__:
-                self._problem(entry, UNKNOWN_KEY, f"unknown key {key!r} in the record")
+                self._key_problem(entry, key, "record", "the record")
         number = 1
         for index, turn in enumerate(record.conversations):
             if turn.__pydantic_extra__:
                 for key in turn.__pydantic_extra__:
-                    self._problem(entry, UNKNOWN_KEY, f"unknown key {key!r} in conversations[{index}]")
+                    self._key_problem(entry, key, "turn", f"conversations[{index}]")
             if "<|image_" in turn.user:
                 problem = image_tag_problem(turn.user, number, len(turn.images))
                 if problem is not None:
@@ -337,7 +366,7 @@ class _FileChecker:
 
     def _check_length(self, record: Record, sizes: list[tuple[int, int]], limit: int, entry: CheckedRecord) -> None:
         text = text_token_count(record, self.counter)
-        if text + sum(num_image_tokens(w, h, self.num_crops) for w, h in sizes) > limit:
+        if text + image_token_count(sizes, self.num_crops) > limit:
             self._problem(entry, TOO_LONG, _too_long_message(sizes, text, self.num_crops, limit))
 
 
@@ -350,44 +379,8 @@ def _place(turn_index: int, image_index: int, relative: str) -> str:
     return f"conversations[{turn_index}].images[{image_index}] {relative!r}"
 
 
-def _lines(path: Path, advance: Callable[[int], None]) -> Iterator[tuple[int, bytes]]:
-    """Non-blank lines with their 1-based numbers; a UTF-8 byte-order mark on line 1 is dropped."""
-    try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed below; the generator may stop early
-    except OSError as exc:
-        raise Phi3vDataError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    with handle:
-        done = 0
-        for number, raw in enumerate(handle, start=1):
-            done += len(raw)
-            if number % CHUNK_RECORDS == 0:
-                advance(done)
-                done = 0
-            if number == 1 and raw.startswith(codecs.BOM_UTF8):
-                raw = raw[len(codecs.BOM_UTF8) :]
-            line = raw.rstrip(b"\r\n")
-            if line and not line.isspace():
-                yield number, line
-        advance(done)
-
-
 PROGRESS_MIN_BYTES = 1 << 20
-
-
-@contextlib.contextmanager
-def _progress(paths: Sequence[Path], enabled: bool) -> Iterator[Callable[[int], None]]:
-    """A byte-based progress bar on stderr for inputs of at least 1 MiB; yields its advance function."""
-    total = sum(os.path.getsize(p) for p in paths if os.path.isfile(p)) if enabled else 0
-    if total < PROGRESS_MIN_BYTES:
-        yield lambda _done: None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-
-    columns = (TextColumn("validating"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("validate", total=total)
-        yield lambda done: bar.advance(task, done)
+"""Inputs smaller than this validate without a progress bar."""
 
 
 @contextlib.contextmanager
@@ -415,7 +408,9 @@ def checked_records(
     counter = text_counter(tokenizer)
     with contextlib.ExitStack() as stack:
         checker = stack.enter_context(ImageChecker(deep=deep, workers=workers)) if check_images else None
-        advance = stack.enter_context(_progress(paths, progress))
+        total = sum(os.path.getsize(p) for p in paths if os.path.isfile(p)) if progress else 0
+        enabled = total >= PROGRESS_MIN_BYTES
+        advance = stack.enter_context(progress_bar(total, "validating", unit="bytes", enabled=enabled))
         files = _FileChecker(
             image_root=image_root,
             num_crops=num_crops,
@@ -428,23 +423,33 @@ def checked_records(
         yield ((Path(p), files.check_file(Path(p), advance)) for p in paths)
 
 
+class CheckOptions(TypedDict, total=False):
+    """The options :func:`validate_files` hands on to :func:`checked_records` (the defaults are there)."""
+
+    image_root: Path | None
+    num_crops: int
+    max_length: int | None
+    tokenizer: Path | None
+    check_images: bool
+    deep: bool
+    strict: bool
+    workers: int
+    progress: bool
+
+
 def validate_files(
     paths: Sequence[Path],
     *,
-    image_root: Path | None = None,
-    num_crops: int = 16,
-    max_length: int | None = None,
-    tokenizer: Path | None = None,
-    check_images: bool = True,
-    deep: bool = False,
-    strict: bool = False,
-    workers: int = 1,
     write_valid: Path | None = None,
-    progress: bool = False,
+    on_valid: Callable[[int, CheckedRecord], None] | None = None,
+    **options: Unpack[CheckOptions],
 ) -> ValidationReport:
     """Validates record files and returns the report; with ``write_valid``, writes the records without errors.
 
-    ``image_root`` defaults to :func:`default_image_root` of each file. ``max_length`` enables the
+    ``on_valid`` is called, in file then line order, with the index in ``paths`` of the file and each
+    record without errors: its parsed :class:`Record` and, when images are checked, the image sizes.
+    Callers use them instead of reading the file again. ``image_root`` defaults to
+    :func:`phi3v_data.paths.default_image_root` of each file. ``max_length`` enables the
     ``too_long`` check: text tokens (``tokenizer``: a folder with ``tokenizer.json``, else
     :func:`phi3v_data.token_count.estimate_text_tokens`) plus image tokens at ``num_crops``. With
     ``check_images`` off, image sizes are unknown and records with images are not length-checked.
@@ -454,21 +459,10 @@ def validate_files(
     """
     problems: list[Problem] = []
     records = valid = 0
-    options = dict(
-        image_root=image_root,
-        num_crops=num_crops,
-        max_length=max_length,
-        tokenizer=tokenizer,
-        check_images=check_images,
-        deep=deep,
-        strict=strict,
-        workers=workers,
-        progress=progress,
-    )
     with contextlib.ExitStack() as stack:
         out = stack.enter_context(atomic_write(write_valid, "wb")) if write_valid is not None else None
         files = stack.enter_context(checked_records(paths, keep_raw=out is not None, **options))
-        for path, entries in files:
+        for index, (path, entries) in enumerate(files):
             file_records = 0
             for entry in entries:
                 file_records += 1
@@ -479,6 +473,8 @@ def validate_files(
                 problems.extend(entry.problems)
                 if out is not None:
                     out.write(entry.raw + b"\n")
+                if on_valid is not None:
+                    on_valid(index, entry)
             if file_records == 0:
                 message = "the file has no records (it is empty or has only blank lines)"
                 problems.append(

@@ -1,10 +1,24 @@
-"""Exceptions of the training side. The CLI turns each into one clean message with a hint."""
+"""Exceptions of the training side, under the shared base :class:`phi3v_data.errors.Phi3vError`.
+
+:class:`MissingDependencyError` is the data side's own class, so catching it catches both sides'.
+"""
+
+from phi3v_data.errors import MissingDependencyError, Phi3vError
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "ExportError",
+    "ImageTokenMismatchError",
+    "MissingDependencyError",
+    "ModelConfigError",
+    "Phi3vTrainError",
+    "PredictionsFileError",
+]
 
 
-class Phi3vTrainError(Exception):
+class Phi3vTrainError(Phi3vError):
     """Base class of every error that phi3v_train raises on bad input or setup."""
-
-    hint: str = ""
 
 
 class ConfigError(Phi3vTrainError):
@@ -19,14 +33,16 @@ class ImageTokenMismatchError(Phi3vTrainError):
     hint = "Tags must run <|image_1|>..<|image_n|> over the n images given, in order."
 
 
-class MissingDependencyError(Phi3vTrainError):
-    """An optional dependency (bitsandbytes, DeepSpeed, flash-attn…) is not installed."""
-
-
 class DataError(Phi3vTrainError):
     """The training data cannot be used as it is (validation errors, over-long or fully masked records)."""
 
     hint = "Run `phi3v-data validate FILE` for the full report."
+
+
+class PredictionsFileError(DataError):
+    """A predictions file given to `phi3v-train score` has a line that cannot be scored."""
+
+    hint = "Lines need `id` and either `prediction` and `answers` (or `reference`), or `reference` and `label_probs`."
 
 
 class ModelConfigError(Phi3vTrainError, ValueError):

@@ -1,20 +1,25 @@
 """Export a trained model as a standalone checkpoint in the hub layout, optionally merging its LoRA adapter.
 
-The folder written holds ``config.json`` (``model_type: phi3_v``, architecture ``Phi3VForCausalLM``,
-no ``auto_map``: there is no remote code beside it), ``model.safetensors`` with the hub's key names
-(fused ``qkv_proj``/``gate_up_proj``), ``generation_config.json`` stopping at ``<|end|>`` and
-``<|endoftext|>``, the processor files (tokenizer, chat template, ``preprocessor_config.json`` with
-``num_crops``) and ``phi3v_export.json`` (what was exported, and the verification result).
+The folder written holds ``config.json`` (the hub's fields, ``model_type: phi3_v``, architecture
+``Phi3VForCausalLM``, ``dtype`` and ``torch_dtype``), ``model.safetensors`` with exactly the source
+checkpoint's key names and shapes (fused ``qkv_proj``/``gate_up_proj``, the CLIP tensors the model
+does not run carried through), ``generation_config.json`` stopping at ``<|end|>`` and
+``<|endoftext|>``, the processor files (a ``tokenizer_config.json`` that transformers 4.x and 5.x
+both load, chat template, ``preprocessor_config.json``/``processor_config.json`` with ``num_crops``)
+and ``phi3v_export.json`` (what was exported, and the verification result).
 
-It loads with ``Phi3VForCausalLM.from_pretrained`` and, after ``import phi3v_train``, with
-``AutoModelForCausalLM.from_pretrained``; servers with their own Phi-3-vision implementation read the
-same layout.
+When the base model came from the hub, every ``auto_map`` points at that repository's remote code
+(``microsoft/Phi-3.5-vision-instruct--configuration_phi3_v.Phi3VConfig``, ...), so
+``trust_remote_code`` users of transformers 4.x get the hub code; otherwise there is no ``auto_map``.
+phi3v users (``import phi3v_train.model``) and vLLM (with the plugin, :mod:`phi3v_train.vllm_plugin`)
+get the native classes.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +36,9 @@ from phi3v_train.evaluation.generation import SpecialIds, collate_left_padded, m
 from phi3v_train.evaluation.predict import PromptTurn
 
 EXPORT_INFO_FILE = "phi3v_export.json"
+HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+HUB_IMAGE_PROCESSING_MODULES = {"microsoft/Phi-3-vision-128k-instruct": "image_processing_phi3_v"}
+"""Hub repos whose image processor lives in its own module (Phi-3.5-vision has both in processing_phi3_v)."""
 DEFAULT_TOLERANCE = {torch.float32: 1e-3, torch.bfloat16: 5e-2, torch.float16: 1e-2}
 SYNTHETIC_PROMPTS = (
     ("Describe the picture in one sentence.", 1),
@@ -67,7 +75,7 @@ def synthetic_image(width: int = 96, height: int = 64) -> Image.Image:
 def verification_samples(processor: Any, records: Sequence[Any] | None, image_root: Path | None) -> list[Any]:
     """Encoded samples to compare logits on: whole conversations of ``records``, or synthetic prompts."""
     if records:
-        from phi3v_train.evaluation.records import load_images
+        from phi3v_train.data.image_loading import load_images
 
         return [
             processor.encode_conversation(record.conversations, load_images(record, image_root or Path()))
@@ -98,10 +106,52 @@ def max_abs_difference(reference: Sequence[torch.Tensor], exported: Sequence[tor
     return max(float((a - b).abs().max()) for a, b in zip(reference, exported, strict=True))
 
 
-def _clean_model_config(model: Any, special: SpecialIds, bos_id: int) -> None:
-    """No ``auto_map`` (no remote code ships with the export); generation stops at ``<|end|>``/``<|endoftext|>``."""
+def hub_code_repo(config: Any, source: str) -> str | None:
+    """The hub repository whose remote code the export's ``auto_map`` should name, if the base came from the hub.
+
+    An ``auto_map`` already pointing at a repository (``repo--module.Class``, as transformers writes
+    it for hub loads) names it; a hub-style ``auto_map`` of a model loaded by hub id names that id.
+    """
+    auto_map = getattr(config, "auto_map", None) or {}
+    for reference in auto_map.values():
+        if isinstance(reference, str) and "--" in reference:
+            return reference.split("--")[0]
+    for candidate in (source, getattr(config, "_name_or_path", "")):
+        if auto_map and HUB_ID_RE.match(str(candidate)) and not Path(str(candidate)).exists():
+            return str(candidate)
+    return None
+
+
+def hub_auto_maps(repo: str) -> dict[str, dict[str, str]]:
+    """The ``auto_map`` of each exported file, pointing at ``repo``'s remote code."""
+    image_module = HUB_IMAGE_PROCESSING_MODULES.get(repo, "processing_phi3_v")
+    processor = f"{repo}--processing_phi3_v.Phi3VProcessor"
+    return {
+        "config.json": {
+            "AutoConfig": f"{repo}--configuration_phi3_v.Phi3VConfig",
+            "AutoModelForCausalLM": f"{repo}--modeling_phi3_v.Phi3VForCausalLM",
+        },
+        "preprocessor_config.json": {
+            "AutoImageProcessor": f"{repo}--{image_module}.Phi3VImageProcessor",
+            "AutoProcessor": processor,
+        },
+        "processor_config.json": {"AutoProcessor": processor},
+        "tokenizer_config.json": {"AutoProcessor": processor},
+    }
+
+
+def _add_to_json(path: Path, values: dict[str, Any]) -> None:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data.update(values)
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def _clean_model_config(model: Any, special: SpecialIds, bos_id: int, hub_repo: str | None) -> None:
+    """``auto_map`` at the hub repo's code (or none); generation stops at ``<|end|>``/``<|endoftext|>``."""
     config = model.config
-    if getattr(config, "auto_map", None) is not None:
+    if hub_repo is not None:
+        config.auto_map = hub_auto_maps(hub_repo)["config.json"]
+    elif getattr(config, "auto_map", None) is not None:
         del config.auto_map
     config.architectures = [type(model).__name__]
     generation = model.generation_config
@@ -164,11 +214,17 @@ def export_loaded(
         model = model.merge_and_unload()
     if not isinstance(model, Phi3VForCausalLM):
         raise ExportError(f"{source} loaded as {type(model).__name__}, not a Phi3VForCausalLM; cannot export it")
-    _clean_model_config(model, special, processor.tokenizer.bos_token_id)
+    hub_repo = hub_code_repo(model.config, source)
+    _clean_model_config(model, special, processor.tokenizer.bos_token_id, hub_repo)
     staging = _staging_dir(out_dir)
     try:
         model.save_pretrained(staging)
         processor.save_pretrained(staging)
+        _add_to_json(staging / "config.json", {"torch_dtype": str(model.dtype).removeprefix("torch.")})
+        if hub_repo is not None:
+            for filename, auto_map in hub_auto_maps(hub_repo).items():
+                if filename != "config.json":
+                    _add_to_json(staging / filename, {"auto_map": auto_map})
         result = ExportResult(out_dir=out_dir, merged=is_adapter, num_crops=processor.num_crops)
         if verify:
             exported = Phi3VForCausalLM.from_pretrained(staging, dtype=model.dtype).to(model_device(model))
@@ -231,8 +287,8 @@ def export_model(
     check_out_dir(out_dir, overwrite)
     records = None
     if verify and data is not None:
-        from phi3v_data.validate import default_image_root
-        from phi3v_train.evaluation.records import load_records
+        from phi3v_data.paths import default_image_root
+        from phi3v_train.data.records import load_records
 
         records = load_records(data)[:num_samples]
         image_root = image_root or default_image_root(data)

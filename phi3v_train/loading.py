@@ -217,8 +217,15 @@ def _load_pretrained(source: str, **kwargs: Any) -> Phi3VForCausalLM:
 
 def quantized_copy(model: Phi3VForCausalLM, double_quant: bool, compute_dtype, attn_implementation: str):
     """A preset's random weights reloaded in nf4 (quantization happens while loading)."""
+    from safetensors.torch import save_file
+
     with tempfile.TemporaryDirectory(prefix="phi3v-base-") as folder:
-        model.save_pretrained(folder)
+        # written directly: under torch.distributed, save_pretrained writes on rank 0 only, and each rank
+        # reloads its own copy
+        model.config.save_pretrained(folder)
+        tensors = {**model.carried_tensors, **model.state_dict()}
+        weights = {key: value.contiguous() for key, value in tensors.items()}
+        save_file(weights, os.path.join(folder, "model.safetensors"), metadata={"format": "pt"})
         return _load_pretrained(
             folder,
             attn_implementation=attn_implementation,

@@ -10,23 +10,21 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _reference_root() -> Path:
-    return Path(os.environ.get("PHI3V_REFERENCE_DIR", REPO_ROOT.parent / "shared" / "reference"))
+def _reference_model(name: str, required: str) -> Path:
+    """The reference folder of model ``name``; skips the test when ``required`` is not in it."""
+    path = Path(os.environ.get("PHI3V_REFERENCE_DIR", REPO_ROOT.parent / "shared" / "reference")) / name
+    if not (path / required).is_file():
+        pytest.skip(f"reference files not found at {path}; set PHI3V_REFERENCE_DIR to the folder holding them")
+    return path
 
 
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
     """The real phi-3.5-vision-instruct tokenizer and configs; skips the test when they are absent."""
-    path = _reference_root() / "phi-3.5-vision-instruct"
-    if not (path / "tokenizer.json").is_file():
-        pytest.skip(f"reference files not found at {path}; set PHI3V_REFERENCE_DIR to the folder holding them")
-    return path
+    return _reference_model("phi-3.5-vision-instruct", "tokenizer.json")
 
 
 @pytest.fixture(scope="session")
 def reference_dir_128k() -> Path:
     """The real phi-3-vision-128k-instruct tokenizer and configs; skips the test when they are absent."""
-    path = _reference_root() / "phi-3-vision-128k-instruct"
-    if not (path / "config.json").is_file():
-        pytest.skip(f"reference files not found at {path}; set PHI3V_REFERENCE_DIR to the folder holding them")
-    return path
+    return _reference_model("phi-3-vision-128k-instruct", "config.json")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 
@@ -9,6 +11,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from phi3v_data.cli.options import RunOptions, with_option_groups
+from phi3v_data.cli.reporter import DEBUG_ENV
 from phi3v_data.converters import (
     Converter,
     CustomConverter,
@@ -18,7 +22,9 @@ from phi3v_data.converters import (
     Ucf101Converter,
     run_conversion,
 )
+from phi3v_data.converters.base import ConversionInterrupted
 from phi3v_data.converters.hub import CAULDRON_CONFIGS, fetch_hub_dataset, is_hub_id
+from phi3v_data.errors import SourceLayoutError
 from phi3v_data.samples import SAMPLES
 
 SHOWN_SKIPS = 10
@@ -42,8 +48,14 @@ SrcArg = typer.Argument(
     "(docvqa, hateful-memes, nlvr2; fetched when online).",
 )
 OutArg = typer.Argument(..., help="Output folder: gets <name>_<split>.jsonl, images/ and convert_report.json.")
-WorkersOpt = typer.Option(1, "--workers", min=1, help="Worker processes.")
-StrictOpt = typer.Option(False, "--strict", help="Exit 1 when any item was skipped (corrupt, missing, unreadable).")
+MaxPixelsOpt = typer.Option(
+    None,
+    "--max-pixels",
+    min=1,
+    help="Downscale images over this many pixels (noted in metadata.downscaled); without it, images over the "
+    "validator's limit are skipped.",
+)
+SHOWN_NOT_REACHED = 10
 
 
 class Sampling(str, Enum):
@@ -66,32 +78,99 @@ class SampleName(str, Enum):
     nlvr2 = "nlvr2"
 
 
-def _convert(make: type[Converter], out: Path, workers: int, strict: bool, timeout: float | None = None, **kw) -> None:
-    if make.name in CAULDRON_CONFIGS and is_hub_id(kw["src"]):
-        stderr.print(f"{escape(str(kw['src']))}: a hub dataset; fetching its parquet shards into the HF cache")
-        kw["src"] = fetch_hub_dataset(kw["src"].as_posix(), make.name)
+def _missing_local(src: Path) -> SourceLayoutError:
+    """SRC does not exist: name the nearest folder that does and what it holds."""
+    parent = src.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    entries = sorted(p.name for p in parent.iterdir())[:12] if parent.is_dir() else []
+    holds = f"; {parent} holds: {', '.join(entries)}" if entries else ""
+    return SourceLayoutError(f"{src} does not exist{holds}")
+
+
+def _source(make: type[Converter], src: Path) -> Path:
+    """SRC as a local path, or a hub dataset id fetched into the HF cache. ``raw/x`` with a local ``raw/`` is a
+    mistyped folder, never a hub id."""
+    if src.exists() or getattr(make, "opens_hub_ids", False):
+        return src
+    if make.name not in CAULDRON_CONFIGS or not is_hub_id(src) or Path(src.parts[0]).is_dir():
+        raise _missing_local(src)
+    stderr.print(f"{escape(str(src))}: not a local folder; fetching the hub dataset's parquet shards into the HF cache")
+    return fetch_hub_dataset(src.as_posix(), make.name)
+
+
+def _fail(message: str, exc: BaseException, code: int = 1) -> None:
+    """One clean line instead of a traceback (the traceback with PHI3V_DEBUG=1)."""
+    if os.environ.get(DEBUG_ENV):
+        raise exc
+    stderr.print(f"[bold red]Error:[/] {escape(message)}")
+    raise typer.Exit(code=code) from None
+
+
+def convert_and_report(
+    make: type[Converter], out: Path, run: RunOptions, timeout: float | None = None, **kw: object
+) -> None:
+    """Runs ``make(**kw)`` into OUT and prints the summary; bad options, a failed run or an interrupt exit cleanly."""
     try:
+        kw["src"] = _source(make, kw["src"])
         converter = make(**kw)
-        summary = run_conversion(converter, out, workers=workers, timeout=timeout, progress=True)
+        summary = run_conversion(
+            converter,
+            out,
+            workers=run.workers,
+            timeout=timeout,
+            progress=True,
+            max_skip_fraction=run.max_skip_fraction,
+            strict=run.strict,
+            overwrite=run.overwrite,
+        )
     except ValueError as exc:
         # Options that contradict each other or the source (e.g. --val-groups larger than train's groups).
         raise typer.BadParameter(str(exc)) from exc
+    except ConversionInterrupted as exc:
+        _fail(str(exc), exc, code=130)
+    except KeyboardInterrupt as exc:
+        _fail("interrupted before any item was converted", exc, code=130)
+    except OSError as exc:
+        # Unreadable list files or class folders, a read-only OUT, a full disk.
+        what = f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)
+        _fail(f"{what} (check that SRC is readable and OUT is writable)", exc)
+    _print_summary(converter.name, out, summary)
+    if summary.failure:
+        stderr.print(
+            f"[bold red]Error:[/] {escape(summary.failure)}; the outputs in {escape(str(out))} were left as they were "
+            f"(report: {escape(str(summary.report))}). Fix the source, or raise --max-skip-fraction, and re-run: "
+            "finished items are not redone."
+        )
+        raise typer.Exit(code=1)
+
+
+def _print_summary(name: str, out: Path, summary) -> None:
     counts = ", ".join(f"{n:,} {split}" for split, n in summary.records.items()) or "no"
     stderr.print(
-        f"{converter.name}: {counts} records in {escape(str(out))} "
+        f"{name}: {counts} records in {escape(str(out))} "
         f"({summary.processed:,} items converted, {summary.reused:,} already done)"
     )
+    for split, stats in summary.splits.items():
+        reasons = ", ".join(f"{kind} {n:,}" for kind, n in sorted(stats["skipped"].items()))
+        skipped = f", {sum(stats['skipped'].values()):,} skipped ({reasons})" if reasons else ""
+        stderr.print(f"  {split}: {stats['items']:,} items read, {stats['records']:,} records{escape(skipped)}")
     for reason, count in summary.excluded.items():
         stderr.print(f"left out: {count:,} {reason}")
+    for entry in summary.not_reached[:SHOWN_NOT_REACHED]:
+        stderr.print(f"[yellow]not read:[/] {escape(entry)}")
+    if len(summary.not_reached) > SHOWN_NOT_REACHED:
+        stderr.print(f"[yellow]not read:[/] {len(summary.not_reached) - SHOWN_NOT_REACHED:,} more in the report")
+    for line in summary.warnings:
+        stderr.print(f"[yellow]warning:[/] {escape(line)}")
     if summary.skipped:
         stderr.print(f"[yellow]skipped {len(summary.skipped):,} bad items[/] (all in {escape(str(summary.report))}):")
         for entry in summary.skipped[:SHOWN_SKIPS]:
             stderr.print(f"  {escape(entry['item'])}: {escape(entry['reason'])}")
-        if strict:
-            raise typer.Exit(code=1)
 
 
 @convert_app.command("ucf101")
+@with_option_groups
 def ucf101(
     src: Path = SrcArg,
     out: Path = OutArg,
@@ -125,8 +204,8 @@ def ucf101(
     seed: int = typer.Option(0, "--seed", help="Seed of --sampling random."),
     timeout: float = typer.Option(120.0, "--timeout", min=1, help="Seconds per clip before its decoder is killed."),
     quality: int = typer.Option(95, "--quality", min=1, max=100, help="JPEG quality of the frames."),
-    workers: int = WorkersOpt,
-    strict: bool = StrictOpt,
+    *,
+    run: RunOptions,
 ) -> None:
     """Sample frames of UCF-101 clips: official layout (SRC/<Class>/*.avi + ucfTrainTestlist/) or pre-split
     (SRC/{train,val,test}/<Class>/*.avi). Frames go to OUT/images/<split>/<Class>/<stem>.<k>.jpg.
@@ -137,11 +216,10 @@ def ucf101(
 
       phi3v-data convert ucf101 raw/UCF101_subset data/ucf101 --frames 8
     """
-    _convert(
+    convert_and_report(
         Ucf101Converter,
         out,
-        workers,
-        strict,
+        run,
         timeout=timeout,
         src=src,
         frames=frames,
@@ -159,14 +237,16 @@ def ucf101(
 
 
 @convert_app.command("docvqa")
+@with_option_groups
 def docvqa(
     src: Path = SrcArg,
     out: Path = OutArg,
     prompt_suffix: str = typer.Option(
         "", "--prompt-suffix", help="Appended to each question, e.g. $'\\nAnswer briefly.' as in the recipe."
     ),
-    workers: int = WorkersOpt,
-    strict: bool = StrictOpt,
+    max_pixels: int | None = MaxPixelsOpt,
+    *,
+    run: RunOptions,
 ) -> None:
     """One record per question, one image per document. SRC: HuggingFaceM4/DocumentVQA parquet (data/*.parquet),
     nielsr/docvqa_1200_examples parquet, the_cauldron docvqa parquet, or SP-DocVQA *_v1.0.json + documents/.
@@ -177,34 +257,50 @@ def docvqa(
 
       phi3v-data convert docvqa raw/spdocvqa data/docvqa --prompt-suffix $'\\nAnswer briefly.'
     """
-    _convert(DocVQAConverter, out, workers, strict, src=src, prompt_suffix=prompt_suffix)
+    convert_and_report(DocVQAConverter, out, run, src=src, prompt_suffix=prompt_suffix, max_pixels=max_pixels)
 
 
-@convert_app.command("hateful-memes")
-def hateful_memes(src: Path = SrcArg, out: Path = OutArg, workers: int = WorkersOpt, strict: bool = StrictOpt) -> None:
-    """Yes/no hatefulness per meme. SRC: the official folder (img/ + train/dev_seen/dev_unseen/test_seen/test_unseen
+def _folder_or_cauldron_command(make: type[Converter], doc: str) -> Callable[..., None]:
+    """The subcommand of a converter that reads the official folder or the_cauldron's parquet (SRC and --max-pixels)."""
+
+    @with_option_groups
+    def command(
+        src: Path = SrcArg, out: Path = OutArg, max_pixels: int | None = MaxPixelsOpt, *, run: RunOptions
+    ) -> None:
+        convert_and_report(make, out, run, src=src, max_pixels=max_pixels)
+
+    command.__doc__ = doc
+    return command
+
+
+hateful_memes = convert_app.command("hateful-memes")(
+    _folder_or_cauldron_command(
+        HatefulMemesConverter,
+        """Yes/no hatefulness per meme. SRC: the official folder (img/ + train/dev_seen/dev_unseen/test_seen/test_unseen
     .jsonl) or the_cauldron hateful_memes parquet. Unlabeled memes are left out and counted.
 
     Examples:
 
       phi3v-data convert hateful-memes raw/hateful_memes data/memes
-    """
-    _convert(HatefulMemesConverter, out, workers, strict, src=src)
-
-
-@convert_app.command("nlvr2")
-def nlvr2(src: Path = SrcArg, out: Path = OutArg, workers: int = WorkersOpt, strict: bool = StrictOpt) -> None:
-    """True/False per sentence over a left and a right image. SRC: the official folder (data/{train,dev,test1}.json +
-    images/) or the_cauldron nlvr2 parquet.
+    """,
+    )
+)
+nlvr2 = convert_app.command("nlvr2")(
+    _folder_or_cauldron_command(
+        Nlvr2Converter,
+        """True/False per sentence over a left and a right image. SRC: the official folder (data/{train,dev,test1}.json
+    + images/) or the_cauldron nlvr2 parquet.
 
     Examples:
 
       phi3v-data convert nlvr2 raw/nlvr2 data/nlvr2
-    """
-    _convert(Nlvr2Converter, out, workers, strict, src=src)
+    """,
+    )
+)
 
 
 @convert_app.command("custom")
+@with_option_groups
 def custom(
     src: Path = typer.Argument(..., help="A .csv, .jsonl or .parquet file, one record per row."),
     out: Path = OutArg,
@@ -216,8 +312,9 @@ def custom(
     id_column: str | None = typer.Option(None, "--id-column", help="Column holding record ids (default: <split>-N)."),
     source: str = typer.Option("custom", "--source", help="The records' `source`, also the output file prefix."),
     split: str = typer.Option("train", "--split", help="Split name of the output file."),
-    workers: int = WorkersOpt,
-    strict: bool = StrictOpt,
+    max_pixels: int | None = MaxPixelsOpt,
+    *,
+    run: RunOptions,
 ) -> None:
     """Your own table: templates fill user and assistant texts; rows missing a template field are reported.
 
@@ -227,11 +324,10 @@ def custom(
 
       phi3v-data convert custom rows.parquet data/mine --image-column image --user 'Describe.' --assistant '{caption}'
     """
-    _convert(
+    convert_and_report(
         CustomConverter,
         out,
-        workers,
-        strict,
+        run,
         src=src,
         user=user,
         assistant=assistant,
@@ -239,6 +335,7 @@ def custom(
         id_column=id_column,
         source=source,
         split=split,
+        max_pixels=max_pixels,
     )
 
 
@@ -260,5 +357,8 @@ def sample(
 
 def register(app: typer.Typer) -> None:
     """Adds `convert <dataset>` and `sample` to `app`."""
+    from phi3v_data.cli import convert_interop_cmd
+
+    convert_interop_cmd.register(convert_app)
     app.add_typer(convert_app, name="convert")
     app.command("sample")(sample)

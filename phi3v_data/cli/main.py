@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from phi3v_data.cli import convert_cmd, schema_cmd, stats_cmd, validate_cmd
-from phi3v_data.cli.errors import run_with_error_mapping
+from phi3v_data.cli import convert_cmd, export_cmd, preview_cmd, schema_cmd, stats_cmd, validate_cmd
+from phi3v_data.cli.reporter import run_with_error_mapping
 
 app = typer.Typer(
     name="phi3v-data",
@@ -25,6 +25,8 @@ validate_cmd.register(app)
 stats_cmd.register(app)
 schema_cmd.register(app)
 convert_cmd.register(app)
+export_cmd.register(app)
+preview_cmd.register(app)
 
 
 def main() -> None:

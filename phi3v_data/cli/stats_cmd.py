@@ -1,4 +1,4 @@
-"""`phi3v-data stats`: sources, images and token lengths of a record file, and a num_crops suggestion."""
+"""`phi3v-data stats`: sources, images, token lengths and class balance of a record file, and a num_crops suggestion."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from phi3v_data.cli.validate_cmd import OutputFormat, tokenizer_folder
+from phi3v_data.cli.options import ImageRootOption, OutputFormat, TokenizerOption
 from phi3v_data.io import progress_disabled
 from phi3v_data.stats import DatasetStats, compute_stats, plot_histogram
-from phi3v_data.token_count import ESTIMATE_DOC, NUM_CROPS_CHOICES
+from phi3v_data.token_count import NUM_CROPS_CHOICES
 
 SHOWN_LABELS = 30
 
@@ -66,17 +66,14 @@ def print_stats(stats: DatasetStats, console: Console) -> None:
         shown = dict(list(stats.labels.items())[:SHOWN_LABELS])
         title = f"Answers of the last turn ({len(stats.labels)} distinct)"
         console.print(_counts_table(title, "answer", shown, parsed))
+    for balance in stats.class_balance:
+        title = f"Class balance of {balance.source} ({balance.records:,} records)"
+        console.print(_counts_table(title, "label", balance.counts, balance.records))
 
 
 def stats(
     file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="JSONL record file."),
-    image_root: Path | None = typer.Option(
-        None,
-        "--image-root",
-        exists=True,
-        file_okay=False,
-        help="Folder image paths are relative to. Default: the `images` folder beside the JSONL file.",
-    ),
+    image_root: ImageRootOption = None,
     num_crops: int = typer.Option(16, "--num-crops", min=1, help="HD crops per image for the main token figures."),
     max_length: int | None = typer.Option(
         None, "--max-length", min=1, help="Report the share of records over this length and suggest a num_crops."
@@ -84,14 +81,7 @@ def stats(
     coverage: float = typer.Option(
         0.99, "--coverage", min=0.0, max=1.0, help="Share of records the suggested num_crops must keep in max_length."
     ),
-    tokenizer: Path | None = typer.Option(
-        None,
-        "--tokenizer",
-        file_okay=False,
-        exists=True,
-        callback=tokenizer_folder,
-        help="Folder with tokenizer.json for exact text-token counts. " + ESTIMATE_DOC,
-    ),
+    tokenizer: TokenizerOption = None,
     workers: int = typer.Option(1, "--workers", min=1, help="Processes for reading image headers."),
     plot: Path | None = typer.Option(
         None, "--plot", dir_okay=False, help="Write a PNG histogram of token lengths here (needs matplotlib)."
@@ -100,7 +90,8 @@ def stats(
         OutputFormat.text, "--format", help="text: tables; json: one JSON object on stdout."
     ),
 ) -> None:
-    """Records per source, images per record, token lengths (p50/p90/p99/max) and a num_crops suggestion.
+    """Records per source, images per record, token lengths (p50/p90/p99/max), a num_crops suggestion, and the
+    class balance of classification sets (per source: count and share of each label).
 
     Lengths are counted for num_crops in {choices} from image headers, as in `validate --max-length`.
 

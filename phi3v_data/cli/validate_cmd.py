@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 
 import typer
@@ -10,23 +9,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from phi3v_data.cli.options import ImageRootOption, OutputFormat, TokenizerOption
 from phi3v_data.io import progress_disabled
-from phi3v_data.token_count import ESTIMATE_DOC
+from phi3v_data.leakage import find_leakage
 from phi3v_data.validate import FIXES, ValidationReport, validate_files
 
 SHOWN_PROBLEMS = 20
-
-
-class OutputFormat(str, Enum):
-    text = "text"
-    json = "json"
-
-
-def tokenizer_folder(value: Path | None) -> Path | None:
-    """Typer callback: the folder must hold tokenizer.json (a usage error, exit 2, otherwise)."""
-    if value is not None and not (value / "tokenizer.json").is_file():
-        raise typer.BadParameter(f"{value} has no tokenizer.json")
-    return value
 
 
 def print_report(report: ValidationReport, console: Console) -> None:
@@ -62,25 +50,12 @@ def validate(
     files: list[Path] = typer.Argument(
         ..., exists=True, dir_okay=False, readable=True, help="JSONL record files to check."
     ),
-    image_root: Path | None = typer.Option(
-        None,
-        "--image-root",
-        exists=True,
-        file_okay=False,
-        help="Folder image paths are relative to. Default: the `images` folder beside each JSONL file.",
-    ),
+    image_root: ImageRootOption = None,
     num_crops: int = typer.Option(16, "--num-crops", min=1, help="HD crops per image, for image-token counts."),
     max_length: int | None = typer.Option(
         None, "--max-length", min=1, help="Report records longer than this many tokens (text + images) as too_long."
     ),
-    tokenizer: Path | None = typer.Option(
-        None,
-        "--tokenizer",
-        file_okay=False,
-        exists=True,
-        callback=tokenizer_folder,
-        help="Folder with tokenizer.json for exact text-token counts (needs the `tokenizers` package). " + ESTIMATE_DOC,
-    ),
+    tokenizer: TokenizerOption = None,
     no_check_images: bool = typer.Option(
         False, "--no-check-images", help="Skip image files: no missing/corrupt checks, no length check for images."
     ),
@@ -92,6 +67,14 @@ def validate(
     workers: int = typer.Option(1, "--workers", min=1, help="Processes for image checks."),
     write_valid: Path | None = typer.Option(
         None, "--write-valid", dir_okay=False, help="Write the records without errors to this JSONL file, atomically."
+    ),
+    against: list[Path] = typer.Option(
+        [],
+        "--against",
+        exists=True,
+        dir_okay=False,
+        help="Train file(s): report images (by content) and UCF-101 "
+        "video groups that FILES share with them, as errors.",
     ),
 ) -> None:
     """Check record files: JSON, schema, unique ids, safe image paths, image files, image tags, length.
@@ -105,6 +88,8 @@ def validate(
       phi3v-data validate data/docvqa/*.jsonl --max-length 4096 --num-crops 4 --workers 4
 
       phi3v-data validate train.jsonl --format json --write-valid train.clean.jsonl
+
+      phi3v-data validate data/ucf101/ucf101_test.jsonl --against data/ucf101/ucf101_train.jsonl
     """
     report = validate_files(
         files,
@@ -128,7 +113,15 @@ def validate(
         print_report(report, Console(highlight=False))
     if write_valid is not None:
         notes.print(f"Wrote {report.valid:,} valid records to {escape(str(write_valid))}")
-    if not report.ok:
+    leaks = find_leakage(files, against, image_root) if against else []
+    for leak in leaks:
+        notes.print(
+            f"{escape(leak.file)}:{leak.line} ({escape(leak.id)}): {leak.kind} {escape(leak.what)} "
+            f"is also in {escape(leak.train)}"
+        )
+    if against:
+        notes.print(f"{len(leaks):,} overlap(s) with {', '.join(escape(str(p)) for p in against)}")
+    if not report.ok or leaks:
         raise typer.Exit(1)
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from phi3v_data.converters.base import Converter, ItemSkipped, Plan, Task, missing_source
-from phi3v_data.converters.images import cell_image_bytes, content_name, image_extension, write_once
+from phi3v_data.converters.images import cell_image_bytes, check_max_pixels, content_name, downscaled, store_image
 from phi3v_data.converters.tables import (
+    check_shards_complete,
     parquet_columns,
     parquet_files,
     parquet_split,
@@ -26,16 +27,34 @@ def is_cauldron(files: list[Path]) -> bool:
 
 
 def cauldron_tasks(files: list[Path]) -> list[Task]:
-    """One task per row; the texts travel in the payload, the images are read when the task runs."""
+    """One task per row; the texts travel in the payload, the images are read when the task runs.
+
+    Rows are numbered across the split's shards (in shard order), so ids do not depend on how the table
+    was sharded. Payload: (file, row in the file, row in the split, texts).
+    """
+    check_shards_complete(files)
     tasks = []
+    rows_before: dict[str, int] = {}
     for file in files:
         split = parquet_split(file)
-        for row, values in enumerate(read_parquet_rows(file, ["texts"])):
-            tasks.append(Task(key=f"{file.name}:{row}", split=split, payload=(str(file), row, values["texts"] or [])))
+        first = rows_before.get(split, 0)
+        rows = read_parquet_rows(file, ["texts"])
+        for row, values in enumerate(rows):
+            payload = (str(file), row, first + row, values["texts"] or [])
+            tasks.append(Task(key=f"{file.name}:{row}", split=split, payload=payload))
+        rows_before[split] = first + len(rows)
     return tasks
 
 
-def write_images(file: Path, row: int, split: str, images_dir: Path, expected: int | None = None) -> list[str]:
+def write_images(
+    file: Path,
+    row: int,
+    split: str,
+    images_dir: Path,
+    expected: int | None = None,
+    max_pixels: int | None = None,
+    notes: dict[str, dict] | None = None,
+) -> list[str]:
     """Writes the row's images named by content hash (identical images are stored once); returns their paths."""
     cells = read_parquet_cell(file, row, "images") or []
     if expected is not None and len(cells) != expected:
@@ -44,10 +63,9 @@ def write_images(file: Path, row: int, split: str, images_dir: Path, expected: i
         raise ItemSkipped("the row has no image")
     paths = []
     for i, cell in enumerate(cells):
-        data = cell_image_bytes(cell, file.parent, f"{file.name} row {row} image {i}")
-        rel = f"{split}/{content_name(data)}.{image_extension(data, f'{file.name} row {row} image {i}')}"
-        write_once(images_dir / rel, data)
-        paths.append(rel)
+        what = f"{file} row {row} image {i}"
+        data = cell_image_bytes(cell, file.parent, what)
+        paths.append(store_image(images_dir, f"{split}/{content_name(data)}", data, what, max_pixels, notes or {}))
     return paths
 
 
@@ -73,14 +91,16 @@ class FolderOrCauldronConverter(Converter):
     """
 
     src: Path
+    max_pixels: int | None = None
 
     cauldron_images: ClassVar[int]
 
     def __post_init__(self) -> None:
         self.src = Path(self.src)
+        check_max_pixels(self.max_pixels)
 
     def options(self) -> dict[str, Any]:
-        return {"src": str(self.src)}
+        return {"src": str(self.src), "max_pixels": self.max_pixels}
 
     def plan(self) -> Plan:
         if not self.src.exists():
@@ -117,14 +137,15 @@ class FolderOrCauldronConverter(Converter):
         """``metadata.label`` of a normalised answer."""
 
     def _cauldron_records(self, task: Task, images_dir: Path) -> list[dict[str, Any]]:
-        _, file, row, texts = task.payload
+        _, file, row, split_row, texts = task.payload
         turns = [(t, user, self._normalized(answer)) for t, (user, answer) in enumerate(text_turns(texts))]
-        images = write_images(Path(file), row, task.split, images_dir, expected=self.cauldron_images)
+        notes: dict[str, dict] = {}
+        images = write_images(Path(file), row, task.split, images_dir, self.cauldron_images, self.max_pixels, notes)
         return [
             {
-                "id": f"{task.split}-{row:08d}-{t}",
+                "id": f"{task.split}-{split_row:08d}-{t}",
                 "conversations": [{"images": images, "user": user, "assistant": answer}],
-                "metadata": {"source_row": task.key, "label": self.answer_label(answer)},
+                "metadata": {"source_row": split_row, "label": self.answer_label(answer)} | downscaled(notes),
             }
             for t, user, answer in turns
         ]

@@ -13,18 +13,20 @@ counted. Output record::
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from phi3v_data.converters.base import Converter, ItemSkipped, Plan, Task, missing_source
-from phi3v_data.converters.cauldron import cauldron_tasks, is_cauldron, text_turns, write_images
+from phi3v_data.converters.cauldron import cauldron_tasks, text_turns, write_images
 from phi3v_data.converters.images import (
     cell_image_bytes,
+    check_max_pixels,
     content_name,
-    image_extension,
+    downscaled,
     read_image_file,
-    write_once,
+    store_image,
 )
 from phi3v_data.converters.tables import (
     parquet_columns,
@@ -37,10 +39,23 @@ from phi3v_data.errors import SourceLayoutError
 
 HF_COLUMNS = {"questionId", "question", "image", "docId", "answers"}
 NIELSR_COLUMNS = {"image", "query", "answers"}
+CAULDRON_COLUMNS = {"images", "texts"}
+# InfographicVQA (RRC JSON or lmms-lab/DocVQA's InfographicVQA config): another dataset, never mixed in.
+INFOGRAPHIC_COLUMNS = {"image_local_name", "image_url", "operation/reasoning"}
+# SP-DocVQA question files: `train_v1.0_withQT.json`, `val_v1.0.json`, `test_v1.0.json`. Other JSON under
+# SRC (the OCR files of spdocvqa_ocr/, one per page) is not read.
+QUESTION_FILE = re.compile(r"(?P<split>train|val|test)_v\d+(?:\.\d+)?(?P<qt>_withQT)?\.json", re.IGNORECASE)
+INFOGRAPHIC_FILE = re.compile(r"infographics?vqa_.*\.json", re.IGNORECASE)
+IMAGE_FOLDERS = ("spdocvqa_images", "documents", "images")
+LAYOUTS = (
+    "HuggingFaceM4/DocumentVQA or lmms-lab/DocVQA parquet (questionId, question, image, docId, answers), "
+    "nielsr/docvqa_1200_examples parquet, the_cauldron docvqa parquet, or SP-DocVQA "
+    "spdocvqa_qas/{train,val,test}_v1.0[_withQT].json with spdocvqa_images/ (or documents/)"
+)
 
 
 def _answers(value: Any) -> list[str]:
-    return [str(a) for a in (value or []) if str(a).strip()]
+    return [str(a) for a in (value or []) if a is not None and str(a).strip()]
 
 
 def _query_text(query: Any) -> str:
@@ -49,40 +64,58 @@ def _query_text(query: Any) -> str:
     return str(query or "")
 
 
+def _parquet_kind(columns: set[str]) -> str:
+    if columns >= CAULDRON_COLUMNS:
+        return "cauldron"
+    if columns & INFOGRAPHIC_COLUMNS:
+        return "infographicvqa"
+    if columns >= HF_COLUMNS:
+        return "hf"
+    if columns >= NIELSR_COLUMNS:
+        return "nielsr"
+    return "other"
+
+
 @dataclass
 class DocVQAConverter(Converter):
     src: Path
     prompt_suffix: str = ""
+    max_pixels: int | None = None
 
     name: ClassVar[str] = "docvqa"
     splits: ClassVar[tuple[str, ...]] = ("train", "validation", "val", "test")
 
     def __post_init__(self) -> None:
         self.src = Path(self.src)
+        check_max_pixels(self.max_pixels)
 
     def options(self) -> dict[str, Any]:
-        return {"src": str(self.src), "prompt_suffix": self.prompt_suffix}
+        return {"src": str(self.src), "prompt_suffix": self.prompt_suffix, "max_pixels": self.max_pixels}
 
     def plan(self) -> Plan:
         if not self.src.exists():
             raise missing_source(self.src)
-        files = parquet_files(self.src)
-        if files:
-            if is_cauldron(files):
-                return Plan(tasks=[Task(t.key, t.split, ("cauldron", *t.payload)) for t in cauldron_tasks(files)])
-            columns = set(parquet_columns(files[0]))
-            if columns >= HF_COLUMNS:
-                return self._plan_hf(files)
-            if columns >= NIELSR_COLUMNS:
-                return self._plan_nielsr(files)
-            raise SourceLayoutError(
-                f"{files[0]} has columns {sorted(columns)}; expected the HuggingFaceM4/DocumentVQA, "
-                "nielsr/docvqa_1200_examples or the_cauldron docvqa layout"
-            )
-        json_files = sorted(self.src.rglob("*.json")) if self.src.is_dir() else [self.src]
-        if json_files:
-            return self._plan_official(json_files)
-        raise SourceLayoutError(f"no parquet shards or SP-DocVQA *_v1.0.json files under {self.src}")
+        by_kind: dict[str, list[Path]] = {}
+        for file in parquet_files(self.src):
+            by_kind.setdefault(_parquet_kind(set(parquet_columns(file))), []).append(file)
+        not_reached = [f"{f}: an InfographicVQA shard, not DocVQA" for f in by_kind.pop("infographicvqa", [])]
+        not_reached += [
+            f"{f}: columns {', '.join(sorted(parquet_columns(f)))} are not a DocVQA layout"
+            for f in by_kind.pop("other", [])
+        ]
+        if len(by_kind) > 1:
+            found = "; ".join(f"{kind}: {files[0]}" for kind, files in sorted(by_kind.items()))
+            raise SourceLayoutError(f"{self.src} mixes several DocVQA parquet layouts ({found}); pass one folder")
+        if by_kind:
+            kind, files = next(iter(by_kind.items()))
+            if kind == "cauldron":
+                plan = Plan(tasks=[Task(t.key, t.split, ("cauldron", *t.payload)) for t in cauldron_tasks(files)])
+            else:
+                plan = self._plan_hf(files) if kind == "hf" else self._plan_nielsr(files)
+        else:
+            plan = self._plan_official(not_reached)
+        plan.not_reached = not_reached + plan.not_reached
+        return plan
 
     def _group(self, split: str, rows: list[tuple[Any, str, Any, list[str], Any]]) -> tuple[list[Task], int]:
         """Groups (question id, question, doc id, answers, image ref) rows into one task per document."""
@@ -114,44 +147,82 @@ class DocVQAConverter(Converter):
             unanswered += missing
         return Plan(tasks=tasks, excluded={"unanswered": unanswered} if unanswered else {})
 
-    def _plan_official(self, files: list[Path]) -> Plan:
+    def _question_files(self, not_reached: list[str]) -> list[Path]:
+        """SP-DocVQA question files; of `X_v1.0.json` and `X_v1.0_withQT.json` (same questions) the latter."""
+        if self.src.is_file():
+            return [self.src]
+        found = sorted(p for p in self.src.rglob("*.json") if QUESTION_FILE.fullmatch(p.name))
+        not_reached += [
+            f"{p}: an InfographicVQA file, not DocVQA"
+            for p in sorted(self.src.rglob("*.json"))
+            if INFOGRAPHIC_FILE.fullmatch(p.name)
+        ]
+        chosen: dict[tuple[Path, str], Path] = {}
+        for path in found:
+            match = QUESTION_FILE.fullmatch(path.name)
+            key = (path.parent, match["split"].lower())
+            if key not in chosen or match["qt"]:
+                if key in chosen:
+                    not_reached.append(f"{chosen[key]}: the same questions as {path}, which was read")
+                chosen[key] = path
+            else:
+                not_reached.append(f"{path}: the same questions as {chosen[key]}, which was read")
+        return sorted(chosen.values())
+
+    def _plan_official(self, not_reached: list[str]) -> Plan:
+        files = self._question_files(not_reached)
+        if not files:
+            found = f" (found only: {'; '.join(not_reached)})" if not_reached else ""
+            raise SourceLayoutError(f"no DocVQA data under {self.src}{found}; expected {LAYOUTS}")
         tasks, unanswered = [], 0
         for file in files:
             try:
                 content = json.loads(file.read_text(encoding="utf-8"))
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise SourceLayoutError(f"{file} is not valid JSON: {exc}") from exc
-            if not isinstance(content, dict) or not isinstance(content.get("data"), list):
-                continue
-            split = str(content.get("dataset_split") or file.name.split("_")[0])
-            rows = [
-                (
-                    d["questionId"],
-                    d["question"],
-                    d["docId"],
-                    _answers(d.get("answers")),
-                    ("file", str(file), d["image"]),
-                )
-                for d in content["data"]
-            ]
+                raise SourceLayoutError(f"{file} is not valid JSON ({exc}); re-download or re-extract it") from exc
+            data = content.get("data") if isinstance(content, dict) else None
+            if not isinstance(data, list):
+                raise SourceLayoutError(f"{file} has no 'data' list of questions; expected an SP-DocVQA question file")
+            split = str(content.get("dataset_split") or QUESTION_FILE.fullmatch(file.name)["split"])
+            rows = []
+            for number, d in enumerate(data):
+                if isinstance(d, dict) and "image_local_name" in d and "docId" not in d:
+                    raise SourceLayoutError(
+                        f"{file} holds InfographicVQA questions (image_local_name, no docId), not DocVQA; "
+                        "move it out of SRC"
+                    )
+                try:
+                    rows.append(
+                        (
+                            d["questionId"],
+                            d["question"],
+                            d["docId"],
+                            _answers(d.get("answers")),
+                            ("file", str(file), d["image"]),
+                        )
+                    )
+                except (KeyError, TypeError) as exc:
+                    raise SourceLayoutError(
+                        f"{file} data[{number}] lacks {exc}; expected questionId, question, docId and image"
+                    ) from exc
             split_tasks, missing = self._group(split, rows)
             tasks += split_tasks
             unanswered += missing
-        if not tasks and not unanswered:
-            raise SourceLayoutError(f"no SP-DocVQA question files (with a 'data' list) under {self.src}")
         return Plan(tasks=tasks, excluded={"unanswered": unanswered} if unanswered else {})
 
     def _plan_nielsr(self, files: list[Path]) -> Plan:
         tasks, unanswered = [], 0
+        numbered: dict[str, int] = {}
         for file in files:
             split = parquet_split(file)
             columns = ["query", "answers"] + (["id"] if "id" in parquet_columns(file) else [])
             for i, row in enumerate(read_parquet_rows(file, columns)):
+                number = numbered[split] = numbered.get(split, -1) + 1
                 answers = _answers(row["answers"])
                 if not answers:
                     unanswered += 1
                     continue
-                qid = row.get("id", f"{split}-{i:010d}")
+                qid = row.get("id", f"{split}-{number:010d}")
                 questions = [(qid, _query_text(row["query"]), answers)]
                 tasks.append(Task(f"{file.name}:{i}", split, ("doc", None, ("parquet", str(file), i), questions)))
         return Plan(tasks=tasks, excluded={"unanswered": unanswered} if unanswered else {})
@@ -160,28 +231,29 @@ class DocVQAConverter(Converter):
         return question + self.prompt_suffix
 
     def process(self, task: Task, images_dir: Path) -> list[dict[str, Any]]:
+        notes: dict[str, dict] = {}
         if task.payload[0] == "cauldron":
-            _, file, row, texts = task.payload
+            _, file, row, split_row, texts = task.payload
             turns = text_turns(texts)
-            images = write_images(Path(file), row, task.split, images_dir, expected=1)
+            images = write_images(Path(file), row, task.split, images_dir, 1, self.max_pixels, notes)
             return [
                 {
-                    "id": f"{task.split}-{row:08d}-{t}",
+                    "id": f"{task.split}-{split_row:08d}-{t}",
                     "conversations": [{"images": images, "user": self._user(user), "assistant": answer}],
-                    "metadata": {"source_row": task.key, "answers": [answer]},
+                    "metadata": {"source_row": split_row, "answers": [answer]} | downscaled(notes),
                 }
                 for t, (user, answer) in enumerate(turns)
             ]
         _, doc_id, image_ref, questions = task.payload
         kind, file, where = image_ref
         if kind == "parquet":
-            data = cell_image_bytes(read_parquet_cell(Path(file), where, "image"), Path(file).parent, task.key)
+            what = f"{file} row {where}"
+            data = cell_image_bytes(read_parquet_cell(Path(file), where, "image"), Path(file).parent, what)
         else:
-            data = read_image_file(self._document_path(Path(file), where))
-        ext = image_extension(data, task.key)
+            path = self._document_path(Path(file), where)
+            what, data = str(path), read_image_file(path)
         stem = f"doc{doc_id}" if doc_id is not None else content_name(data)
-        rel = f"{task.split}/{stem}.{ext}"
-        write_once(images_dir / rel, data)
+        rel = store_image(images_dir, f"{task.split}/{stem}", data, what, self.max_pixels, notes)
         records = []
         for qid, question, answers in questions:
             metadata: dict[str, Any] = {"question_id": qid}
@@ -192,14 +264,21 @@ class DocVQAConverter(Converter):
                 {
                     "id": str(qid),
                     "conversations": [{"images": [rel], "user": self._user(question), "assistant": answers[0]}],
-                    "metadata": metadata,
+                    "metadata": metadata | downscaled(notes),
                 }
             )
         return records
 
     def _document_path(self, question_file: Path, image: str) -> Path:
-        """``documents/<name>.png`` is relative to the question file's folder, SRC, or their parents."""
-        for base in (question_file.parent, self.src, question_file.parent.parent, self.src.parent):
-            if (base / image).is_file():
-                return base / image
-        raise ItemSkipped(f"missing document image {image} (looked beside {question_file} and in {self.src})")
+        """``documents/<name>.png`` relative to the question file's folder, SRC, or their parents; else the bare
+        name in an image folder there: the RRC download puts the pages in ``spdocvqa_images/``."""
+        bases = (question_file.parent, self.src, question_file.parent.parent, self.src.parent)
+        candidates = [base / image for base in bases]
+        candidates += [base / folder / Path(image).name for base in bases for folder in IMAGE_FOLDERS]
+        for candidate in candidates:
+            if candidate.is_file():
+                return candidate
+        raise ItemSkipped(
+            f"missing document image {image} (looked beside {question_file}, in {self.src} and in their "
+            f"{'/, '.join(IMAGE_FOLDERS)}/ folders)"
+        )

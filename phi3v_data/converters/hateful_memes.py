@@ -1,10 +1,11 @@
 """Hateful Memes: one record per labeled meme, answer ``yes`` (hateful) or ``no``.
 
 SRC is the official folder (``img/`` plus ``train.jsonl``, ``dev_seen.jsonl``, ``dev_unseen.jsonl``,
-``test_seen.jsonl``, ``test_unseen.jsonl``) or the_cauldron ``hateful_memes`` parquet. Lines without a
-label are left out and counted in the report. Output record::
+``test_seen.jsonl``, ``test_unseen.jsonl``; the phase-1 release has ``dev.jsonl`` and ``test.jsonl``; every
+``*.jsonl`` beside ``img/`` is a split named after it) or the_cauldron ``hateful_memes`` parquet. Lines
+without a label are left out and counted in the report. Output record::
 
-    {"id": "42953", "source": "hateful-memes", "conversations": [{"images": ["train/42953.png"], "user": "Meme
+    {"id": "42953", "source": "hateful_memes", "conversations": [{"images": ["train/42953.png"], "user": "Meme
      text: its their character not their color that matters\\nIs this meme hateful? Answer yes or no.",
      "assistant": "no"}], "metadata": {"meme_id": 42953, "label": 0, "image": "img/42953.png"}}
 """
@@ -17,11 +18,11 @@ from typing import Any, ClassVar
 
 from phi3v_data.converters.base import ItemSkipped, Plan, Task
 from phi3v_data.converters.cauldron import FolderOrCauldronConverter
-from phi3v_data.converters.images import image_extension, read_image_file, write_once
+from phi3v_data.converters.images import downscaled, read_image_file, store_image
 from phi3v_data.converters.tables import iter_json_lines
 from phi3v_data.errors import SourceLayoutError
 
-OFFICIAL_SPLITS = ("train", "dev_seen", "dev_unseen", "test_seen", "test_unseen")
+OFFICIAL_SPLITS = ("train", "dev", "dev_seen", "dev_unseen", "test", "test_seen", "test_unseen")
 QUESTION = "Is this meme hateful? Answer yes or no."
 
 
@@ -46,7 +47,8 @@ class HatefulMemesConverter(FolderOrCauldronConverter):
         return int(answer == "yes")
 
     def official_plan(self) -> Plan:
-        present = [s for s in OFFICIAL_SPLITS if (self.src / f"{s}.jsonl").is_file()]
+        found = {p.stem for p in self.src.glob("*.jsonl")} if self.src.is_dir() else set()
+        present = [s for s in OFFICIAL_SPLITS if s in found] + sorted(found - set(OFFICIAL_SPLITS))
         if not present:
             raise SourceLayoutError(
                 f"{self.src} has neither the official files ({', '.join(s + '.jsonl' for s in OFFICIAL_SPLITS)} "
@@ -74,12 +76,14 @@ class HatefulMemesConverter(FolderOrCauldronConverter):
         if label not in (0, 1):
             raise ItemSkipped(f"label {label} is not 0 or 1")
         data = read_image_file(self.src / image)
-        rel = f"{task.split}/{Path(image).stem}.{image_extension(data, image)}"
-        write_once(images_dir / rel, data)
+        notes: dict[str, dict] = {}
+        rel = store_image(
+            images_dir, f"{task.split}/{Path(image).stem}", data, str(self.src / image), self.max_pixels, notes
+        )
         return [
             {
                 "id": str(meme_id),
                 "conversations": [{"images": [rel], "user": meme_prompt(text), "assistant": "yes" if label else "no"}],
-                "metadata": {"meme_id": meme_id, "label": label, "image": image},
+                "metadata": {"meme_id": meme_id, "label": label, "image": image} | downscaled(notes),
             }
         ]

@@ -41,5 +41,8 @@ def fetch_hub_dataset(repo_id: str, converter: str) -> Path:
     try:
         folder = Path(snapshot_download(repo_id, repo_type="dataset", allow_patterns=patterns))
     except Exception as exc:  # offline, unknown repo, gated repo: the hub client raises many types
-        raise SourceLayoutError(f"could not download {repo_id} from the hub ({exc}); {download_hint(repo_id)}") from exc
+        raise SourceLayoutError(
+            f"{repo_id} is not a local folder, and could not be downloaded from the hub ({exc}); "
+            f"{download_hint(repo_id)}"
+        ) from exc
     return folder / config if config else folder

@@ -1,7 +1,7 @@
 """NLVR2: one record per sentence, with the left (``-img0``) then the right (``-img1``) image.
 
 SRC is the official folder (``data/{train,dev,test1}.json`` JSON lines plus ``images/``, where train
-has a ``<directory>`` level) or the_cauldron ``nlvr2`` parquet. Output record::
+has a ``<directory>`` level, which some copies flatten) or the_cauldron ``nlvr2`` parquet. Output record::
 
     {"id": "dev-850-0-0", "source": "nlvr2", "conversations": [{"images": ["dev/dev-850-0-img0.png",
      "dev/dev-850-0-img1.png"], "user": "The left image contains twice the number of dogs as the right image.\\nIs
@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from phi3v_data.converters.base import ItemSkipped, Plan, Task
 from phi3v_data.converters.cauldron import FolderOrCauldronConverter
-from phi3v_data.converters.images import image_extension, read_image_file, write_once
+from phi3v_data.converters.images import downscaled, read_image_file, store_image
 from phi3v_data.converters.tables import iter_json_lines
 from phi3v_data.errors import SourceLayoutError
 
@@ -64,13 +64,14 @@ class Nlvr2Converter(FolderOrCauldronConverter):
         folder = self.src / "images" / split
         if not folder.is_dir() and (self.src / split).is_dir():
             folder = self.src / split
-        if "directory" in example and example["directory"] is not None:
-            folder = folder / str(example["directory"])
+        folders = [folder]
+        if example.get("directory") is not None:
+            folders.insert(0, folder / str(example["directory"]))
         paths = []
         for side in ("img0", "img1"):
-            found = sorted(folder.glob(f"{prefix}-{side}.*"))
+            found = [path for place in folders for path in sorted(place.glob(f"{prefix}-{side}.*"))]
             if not found:
-                raise ItemSkipped(f"missing image {folder / (prefix + '-' + side + '.png')}")
+                raise ItemSkipped(f"missing image {folders[0] / (prefix + '-' + side + '.png')}")
             paths.append(found[0])
         return paths
 
@@ -83,16 +84,15 @@ class Nlvr2Converter(FolderOrCauldronConverter):
         answer = true_false(example.get("label"))
         if answer is None:
             raise ItemSkipped(f"label {example.get('label')!r} is not True/False")
-        images = []
+        images: list[str] = []
+        notes: dict[str, dict] = {}
         for path in self._pair(task.split, example):
             data = read_image_file(path)
-            rel = f"{task.split}/{path.stem}.{image_extension(data, str(path))}"
-            write_once(images_dir / rel, data)
-            images.append(rel)
+            images.append(store_image(images_dir, f"{task.split}/{path.stem}", data, str(path), self.max_pixels, notes))
         return [
             {
                 "id": identifier,
                 "conversations": [{"images": images, "user": nlvr2_prompt(sentence), "assistant": answer}],
-                "metadata": {"identifier": identifier, "label": answer == "True"},
+                "metadata": {"identifier": identifier, "label": answer == "True"} | downscaled(notes),
             }
         ]

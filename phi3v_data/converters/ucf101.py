@@ -18,7 +18,16 @@ from typing import Any, ClassVar
 
 from phi3v_data.converters.base import Converter, ItemSkipped, Plan, Task
 from phi3v_data.converters.images import jpeg_bytes, write_file
-from phi3v_data.converters.video import CorruptVideoError, decoder_chain, probe, read_frames, sample_indices
+from phi3v_data.converters.video import (
+    CorruptVideoError,
+    MissingFramesError,
+    VideoInfo,
+    decoder_chain,
+    probe,
+    read_frames,
+    recounted,
+    sample_indices,
+)
 from phi3v_data.errors import SourceLayoutError
 
 SPLITS_DIR_NAME = "ucfTrainTestlist"
@@ -192,6 +201,32 @@ class Ucf101Converter(Converter):
         moved = set(train_groups[-self.val_groups :])
         return [("val" if s == "train" and clip_group(p.stem) in moved else s, c, k, p) for s, c, k, p in entries]
 
+    def _decode(self, path: Path, info: VideoInfo, key: str) -> tuple[list[int], str, dict]:
+        indices = sample_indices(
+            info.frames, self.frames, self.sampling, seed=self.seed, key=key, fps=self.fps, video_fps=info.fps
+        )
+        backend, frames = read_frames(path, indices, info.frames, decoder_chain(self.decoder))
+        return indices, backend, frames
+
+    def warnings(self, records: list[dict[str, Any]]) -> list[str]:
+        lines = []
+        totals = [r["metadata"]["total_frames"] for r in records]
+        short = [t for t in totals if t < self.frames]
+        if short and self.sampling != "fps":
+            lines.append(
+                f"{len(short):,} clips have fewer frames than --frames {self.frames} (the shortest has {min(short)}): "
+                "their records repeat frames"
+            )
+        recounted_clips = [r for r in records if "header_frames" in r["metadata"]]
+        if recounted_clips:
+            lines.append(
+                f"{len(recounted_clips):,} clips declare another frame count than decodes (e.g. "
+                f"{recounted_clips[0]['metadata']['video']}: {recounted_clips[0]['metadata']['header_frames']} "
+                f"declared, {recounted_clips[0]['metadata']['total_frames']} decoded); sampled from the decoded "
+                "frames (metadata.header_frames)"
+            )
+        return lines
+
     def process(self, task: Task, images_dir: Path) -> list[dict[str, Any]]:
         path_str, cls, prompt = task.payload
         path = Path(path_str)
@@ -199,16 +234,15 @@ class Ucf101Converter(Converter):
             raise ItemSkipped(f"missing video {path}")
         try:
             info = probe(path)
-            indices = sample_indices(
-                info.frames,
-                self.frames,
-                self.sampling,
-                seed=self.seed,
-                key=task.key,
-                fps=self.fps,
-                video_fps=info.fps,
-            )
-            backend, frames = read_frames(path, indices, info.frames, decoder_chain(self.decoder))
+            try:
+                indices, backend, frames = self._decode(path, info, task.key)
+            except MissingFramesError as exc:
+                # Frames the header (and index) declare but that do not decode: sample from those that do.
+                try:
+                    info = recounted(path, info)
+                except MissingFramesError as recount:
+                    raise MissingFramesError(f"{exc}; {recount}") from exc
+                indices, backend, frames = self._decode(path, info, task.key)
         except (CorruptVideoError, ValueError) as exc:
             raise ItemSkipped(f"corrupt video: {exc}") from exc
         images = []
@@ -225,6 +259,8 @@ class Ucf101Converter(Converter):
         }
         if info.counted:
             metadata["total_frames_counted"] = True
+        if info.declared is not None:
+            metadata["header_frames"] = info.declared
         if self.sampling == "random":
             metadata["seed"] = self.seed
         return [{"conversations": [{"images": images, "user": prompt, "assistant": cls}], "metadata": metadata}]

@@ -23,6 +23,9 @@ DECODERS = ("auto", "pyav", "decord")
 # `auto` tries PyAV first: benchmarks/bench_convert.py measured PyAV with seeks at 1.2-5.2x decord's
 # per-core rate on 10 s 320x240 XviD clips (decord was slower than the full decode in most cases).
 AUTO_ORDER = ("pyav", "decord")
+# A clip whose header and stream disagree is sampled from its decodable frames, unless fewer than this share
+# of the declared frames decode: then the file is truncated or damaged, not merely mis-counted.
+MIN_DECODED_SHARE = 0.9
 
 
 class CorruptVideoError(Exception):
@@ -36,10 +39,12 @@ class MissingFramesError(CorruptVideoError):
 @dataclass(frozen=True)
 class VideoInfo:
     frames: int
-    """T: the frame count the header declares, or the decoded count when it declares none."""
+    """T: the frame count the header declares, or the decoded count when it declares none or disagrees."""
     fps: float
     counted: bool
-    """True when T was counted by decoding because the header declares no frame count."""
+    """True when T was counted by decoding."""
+    declared: int | None = None
+    """The header's frame count when it disagrees with the decoded count."""
 
 
 def sample_indices(
@@ -128,28 +133,50 @@ def _from_keyframe(frames: Iterator) -> Iterator:
             yield frame
 
 
-def probe(path: Path) -> VideoInfo:
-    """Reads T from the header; when it declares 0 frames, counts them by decoding the whole clip."""
+def count_frames(path: Path) -> int:
+    """The number of frames that decode, from the start of the clip."""
     import av
 
     container = _open(path)
     try:
-        stream = container.streams.video[0]
-        total = stream.frames
-        rate = stream.average_rate or stream.guessed_rate
-        fps = float(rate) if rate else 0.0
-        counted = False
-        if total <= 0:
-            counted = True
-            try:
-                total = sum(1 for _ in container.decode(stream))
-            except av.FFmpegError as exc:
-                raise CorruptVideoError(f"decoding failed while counting frames: {exc}") from exc
-        if total <= 0:
-            raise CorruptVideoError("the clip has no decodable frames")
-        return VideoInfo(frames=total, fps=fps, counted=counted)
+        return sum(1 for _ in container.decode(container.streams.video[0]))
+    except av.FFmpegError as exc:
+        raise CorruptVideoError(f"decoding failed while counting frames: {exc}") from exc
     finally:
         container.close()
+
+
+def recounted(path: Path, info: VideoInfo) -> VideoInfo:
+    """``info`` with T counted by decoding; MissingFramesError when too few of the declared frames decode."""
+    decoded = count_frames(path)
+    if decoded < MIN_DECODED_SHARE * info.frames or decoded <= 0:
+        raise MissingFramesError(
+            f"the header declares {info.frames} frames, {decoded} decode (truncated or damaged file)"
+        )
+    return VideoInfo(
+        frames=decoded, fps=info.fps, counted=True, declared=info.frames if decoded != info.frames else None
+    )
+
+
+def probe(path: Path) -> VideoInfo:
+    """Reads T from the header. When it declares 0 frames, or a count other than the index's, counts them
+    by decoding the whole clip (a header that under-reports would otherwise sample the start only)."""
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        total = stream.frames
+        packets = len(stream.index_entries)
+        rate = stream.average_rate or stream.guessed_rate
+        fps = float(rate) if rate else 0.0
+    finally:
+        container.close()
+    if total <= 0:
+        total = count_frames(path)
+        if total <= 0:
+            raise CorruptVideoError("the clip has no decodable frames")
+        return VideoInfo(frames=total, fps=fps, counted=True)
+    info = VideoInfo(frames=total, fps=fps, counted=False)
+    return recounted(path, info) if packets and packets != total else info
 
 
 def _check_complete(wanted: Sequence[int], got: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
@@ -293,8 +320,7 @@ def read_frames(path: Path, wanted: Sequence[int], total: int, chain: Sequence[s
         try:
             return name, _BACKENDS[name](path, wanted, total)
         except MissingFramesError as exc:
-            reasons.append(f"{name}: {exc}")
-            break
+            raise MissingFramesError("; ".join([*reasons, f"{name}: {exc}"])) from exc
         except CorruptVideoError as exc:
             reasons.append(f"{name}: {exc}")
     raise CorruptVideoError("; ".join(reasons))

@@ -1,7 +1,10 @@
 """A tiny UCF-101 look-alike: real MPEG-4 part 2 (XviD) AVIs in the official layout with ucfTrainTestlist.
 
-Each clip shows a shape moving in a class-specific way. A band of 10 black/white blocks at the top
-encodes the frame index in binary, so tests can read back which frames a converter kept.
+Each class has a visual signature the 4M-parameter tiny model learns in a few hundred CPU steps (`make demo`):
+the whole frame in its own colour (red, green, blue), striped its own way (rows, columns, checks), and its own
+shape moving on its own path. Clips of a class differ a little (a seeded shift of the colour and the start of
+the path), so the held-out groups are new clips of the same classes. A band of 10 black/white blocks at the
+top encodes the frame index in binary, so tests can read back which frames a converter kept.
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ BITS = 10
 BAND = 24
 # (class folder as in classInd.txt, class name in the file names: the real data's HandStandPushups quirk)
 CLASSES = (("ApplyEyeMakeup", "ApplyEyeMakeup"), ("Archery", "Archery"), ("HandstandPushups", "HandStandPushups"))
+# frame colour of each class (cycled for more classes): far apart, so even random features tell them apart
+PALETTE = ((220, 30, 30), (30, 200, 30), (30, 30, 220))
 GROUPS = (1, 8, 15, 22)
-CLIPS_PER_GROUP = 2
+CLIPS_PER_GROUP = 4
 SECONDS = 2
+STRIPE = 40
 
 
 def index_band(index: int, width: int = WIDTH) -> np.ndarray:
@@ -46,13 +52,15 @@ def read_index(frame: np.ndarray) -> int:
 def synthetic_frame(
     index: int, class_index: int, clip_seed: int, width: int = WIDTH, height: int = HEIGHT
 ) -> np.ndarray:
-    """One RGB frame: a gradient background, the class's shape on its path, and the index band."""
+    """One RGB frame: the class's colour in its stripes, its shape on its path, and the index band.
+    ``clip_seed`` shifts the colour slightly and the path's phase."""
     y, x = np.mgrid[0:height, 0:width]
+    shift = np.random.default_rng(clip_seed).integers(-12, 13, size=3)
+    base = np.array(PALETTE[class_index % len(PALETTE)]) + shift
+    stripes = ((y // STRIPE) % 2, (x // STRIPE) % 2, (x // STRIPE + y // STRIPE) % 2)[class_index % 3]
     frame = np.empty((height, width, 3), np.uint8)
-    frame[..., 0] = (x * 120 // width + 40 + clip_seed * 9) % 256
-    frame[..., 1] = (y * 120 // height + 60).astype(np.uint8)
-    frame[..., 2] = 90 + 30 * class_index
-    t = index / FPS
+    frame[...] = np.clip(base * (1 - stripes[..., None] / 2), 0, 255)
+    t = index / FPS + (clip_seed % 7) / 7
     size = 18
     if class_index % 3 == 0:
         cx, cy = int(width * (0.15 + 0.7 * ((t / 2) % 1))), height // 2

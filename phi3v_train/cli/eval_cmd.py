@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import enum
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +10,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from phi3v_data.io import progress_disabled
+from phi3v_data.io import progress_bar
 from phi3v_train.errors import ConfigError
+from phi3v_train.evaluation.metrics import ANLS_DEFINITIONS
 
 stdout = Console(highlight=False)
 stderr = Console(stderr=True, highlight=False)
@@ -26,6 +25,13 @@ class Metric(str, enum.Enum):
     auroc = "auroc"
 
 
+AnlsDefinition = enum.Enum("AnlsDefinition", {name: name for name in ANLS_DEFINITIONS}, type=str)
+ANLS_HELP = (
+    "ANLS definition: standard = the DocVQA challenge's (case-insensitive, whitespace collapsed); "
+    "recipe = the Cookbook recipe's (case-sensitive, prediction stripped of dots)."
+)
+
+
 def parse_labels(text: str | None) -> list[str] | None:
     """``"a, b,c"`` -> ``["a", "b", "c"]``; None when not given."""
     if text is None:
@@ -34,20 +40,6 @@ def parse_labels(text: str | None) -> list[str] | None:
     if len(labels) < 2:
         raise ConfigError(f"--labels needs at least two comma-separated labels, got {text!r}")
     return labels
-
-
-@contextlib.contextmanager
-def record_progress(total: int, label: str) -> Iterator[Callable[[int], None] | None]:
-    """A progress bar on stderr counting records; yields its advance function, or None when bars are off."""
-    if progress_disabled():
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=stderr, transient=True) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda done: bar.advance(task, done)
 
 
 def _format(value: Any) -> str:
@@ -64,6 +56,8 @@ def summary_table(summary: dict[str, Any]) -> Table:
     for name in ("anls", "accuracy", "auroc", "f1"):
         if name in summary:
             table.add_row(name, _format(summary[name]))
+    if "anls_definition" in summary:
+        table.add_row("anls definition", summary["anls_definition"])
     if "positive_label" in summary:
         table.add_row("positive label", summary["positive_label"])
     table.add_row("records", f"{summary['num_records']} of {summary['num_available']}")
@@ -101,6 +95,7 @@ def eval_command(
     ),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Evaluate a seeded random sample of N records."),
     seed: int = typer.Option(0, "--seed", help="Seed of the --limit sample."),
+    anls: AnlsDefinition = typer.Option(AnlsDefinition("standard"), "--anls", help=ANLS_HELP),
     batch_size: int = typer.Option(
         8, "--batch-size", min=1, help="Prompts generated (or label candidates scored) together."
     ),
@@ -125,16 +120,16 @@ def eval_command(
 
       phi3v-train eval --model runs/ucf --data data/ucf101_val.jsonl --constrained
     """
-    from phi3v_data.validate import default_image_root
+    from phi3v_data.paths import default_image_root
+    from phi3v_train.data.records import load_records
     from phi3v_train.evaluation.evaluate import evaluate_records
-    from phi3v_train.evaluation.outputs import default_output_dir, write_eval_outputs
-    from phi3v_train.evaluation.records import load_records
+    from phi3v_train.evaluation.outputs import default_output_dir, write_eval_outputs, write_eval_plots
     from phi3v_train.loading import load_model_and_processor
 
     label_list = parse_labels(labels)
     records = load_records(data)
     loaded_model, processor = load_model_and_processor(model, num_crops=num_crops)
-    with record_progress(min(limit or len(records), len(records)), "evaluating") as advance:
+    with progress_bar(min(limit or len(records), len(records)), "evaluating") as advance:
         result = evaluate_records(
             loaded_model,
             processor,
@@ -147,16 +142,21 @@ def eval_command(
             constrained=constrained,
             labels=label_list,
             seed=seed,
+            anls=anls.value,
             on_progress=advance,
         )
     result.summary["model"] = model
     result.summary["data"] = str(data)
     out_dir = output or default_output_dir(model, data)
     predictions_path, summary_path = write_eval_outputs(result, out_dir)
+    plots = write_eval_plots(result, out_dir)
     stdout.print(summary_table(result.summary))
     if "confusion_matrix" in result.summary and len(result.summary["confusion_matrix"]["labels"]) <= 12:
         stdout.print(confusion_table(result.summary["confusion_matrix"]))
-    stdout.print(f"predictions: {predictions_path}\nsummary: {summary_path}")
+    # Paths are printed whole (never wrapped), so that they can be copied from the terminal.
+    stdout.print(f"predictions: {predictions_path}\nsummary: {summary_path}", soft_wrap=True)
+    for plot in plots:
+        stdout.print(f"plot: {plot}", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

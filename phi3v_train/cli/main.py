@@ -6,13 +6,10 @@ import logging
 import warnings
 
 import typer
-from transformers.utils import logging as hf_logging
 
-from phi3v_data.cli.errors import run_with_error_mapping
-from phi3v_data.errors import Phi3vDataError
+from phi3v_data.cli.reporter import run_with_error_mapping
 from phi3v_data.io import progress_disabled
-from phi3v_train.cli import doctor_cmd, eval_cmd, export_cmd, predict_cmd, run_cmd
-from phi3v_train.errors import Phi3vTrainError
+from phi3v_train.cli import doctor_cmd, eval_cmd, export_cmd, predict_cmd, run_cmd, score_cmd
 
 # bitsandbytes (imported by peft) warns on every CPU start that it cannot download an optional kernel
 # from the hub; nothing is wrong, and the fallback it uses is the one our tests run.
@@ -39,9 +36,13 @@ doctor_cmd.register(app)
 eval_cmd.register(app)
 predict_cmd.register(app)
 export_cmd.register(app)
+score_cmd.register(app)
 
 
 def main() -> None:
     if progress_disabled():
+        # Imported only here: transformers takes most of a second, which `--help` should not pay.
+        from transformers.utils import logging as hf_logging
+
         hf_logging.disable_progress_bar()
-    run_with_error_mapping(app, (Phi3vDataError, Phi3vTrainError))
+    run_with_error_mapping(app)

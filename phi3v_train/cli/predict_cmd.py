@@ -7,7 +7,6 @@ from pathlib import Path
 
 import typer
 
-from phi3v_train.cli.eval_cmd import record_progress
 from phi3v_train.errors import ConfigError
 
 
@@ -41,9 +40,10 @@ def predict_command(
         raise ConfigError("give either --prompt (with its --image files) or --jsonl FILE")
     if jsonl is not None and image:
         raise ConfigError("--image goes with --prompt; the records of --jsonl name their own images")
-    from phi3v_data.validate import default_image_root
+    from phi3v_data.io import progress_bar
+    from phi3v_data.paths import default_image_root
+    from phi3v_train.data.records import load_records
     from phi3v_train.evaluation.predict import answer_prompt, open_images, predict_records
-    from phi3v_train.evaluation.records import load_records
     from phi3v_train.loading import load_model_and_processor
 
     loaded_model, processor = load_model_and_processor(model, num_crops=num_crops)
@@ -54,7 +54,7 @@ def predict_command(
         typer.echo(answer)
         return
     records = load_records(jsonl)
-    with record_progress(len(records), "predicting") as advance:
+    with progress_bar(len(records), "predicting") as advance:
         answers = predict_records(
             loaded_model,
             processor,

@@ -1,17 +1,60 @@
-"""`phi3v-train run`: fine-tune from `conversations` JSONL files (full, frozen parts, LoRA, QLoRA)."""
+"""`phi3v-train run`: fine-tune from `conversations` JSONL files (full, frozen parts, LoRA, QLoRA).
+
+The options are not written here: :func:`build_run_command` derives them from the fields of
+:class:`~phi3v_train.training.config.TrainConfig` (type, choices, help, default, panel, flags).
+Only ``--config`` and the command-line forms of ``resume`` (``--resume``, ``--resume-from``) are
+written by hand. An option overrides the task preset and the config file only when it is on the
+command line; its default, which the help shows, is the field's.
+"""
 
 from __future__ import annotations
 
+import enum
+import inspect
 import logging
 import os
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 import typer
+from pydantic.fields import FieldInfo
 from rich.console import Console
 
-from phi3v_train.training.config import load_config
+from phi3v_train.errors import ConfigError
+from phi3v_train.training.config import (
+    CHECKPOINTS,
+    RunOption,
+    TrainConfig,
+    load_config,
+    resolve_config_file,
+    run_options,
+    shipped_configs,
+)
 
 console = Console(stderr=True, highlight=False)
+
+RUN_HELP = """Fine-tune Phi-3(.5)-vision on record files.
+
+Options left out come from --config, then --preset, then the defaults shown.
+
+Examples:
+
+phi3v-train run --model tiny --mode lora --num-crops 1 --max-steps 40 \\
+  --train-file data/ucf101_train.jsonl --output-dir runs/demo
+
+torchrun --nproc_per_node 8 $(which phi3v-train) run \\
+  --model microsoft/Phi-3.5-vision-instruct --preset docvqa --mode lora \\
+  --train-file docvqa_train.jsonl --output-dir runs/docvqa \\
+  --precision bf16 --attn flash_attention_2
+
+phi3v-train run --config docvqa_lora --max-steps 100 --output-dir runs/try
+
+phi3v-train run --config nlvr2_frozen --resume
+"""
 
 
 def _groups(value: str | None) -> list[str] | None:
@@ -29,173 +72,183 @@ def setup_logging() -> None:
     transformers.logging.set_verbosity_warning()
 
 
-def run(
-    model: str | None = typer.Option(
-        None,
-        "--model",
-        help="Preset (tiny), hub id (microsoft/Phi-3.5-vision-instruct), checkpoint folder or run folder.",
-    ),
-    train_file: list[Path] | None = typer.Option(
-        None, "--train-file", help="Training JSONL (repeat for several files)."
-    ),
-    eval_file: list[Path] | None = typer.Option(
-        None, "--eval-file", help="Evaluation JSONL (repeatable): eval loss, and the task metric with --eval-metric."
-    ),
-    output_dir: Path | None = typer.Option(
-        None, "--output-dir", help="Folder for checkpoints, logs and the final model."
-    ),
-    mode: str | None = typer.Option(None, "--mode", help="full | lora | qlora (default lora)."),
-    config_file: Path | None = typer.Option(
-        None, "--config", exists=True, dir_okay=False, help="YAML with any of these options (CLI values win)."
-    ),
-    preset: str | None = typer.Option(
-        None, "--preset", help="Recipe settings of a task: docvqa | hateful-memes | nlvr2 | ucf101."
-    ),
-    max_steps: int | None = typer.Option(None, "--max-steps", help="Optimizer steps to run (overrides --epochs)."),
-    epochs: float | None = typer.Option(None, "--epochs", help="Passes over the training data (default 1)."),
-    seed: int | None = typer.Option(None, "--seed", help="Seed of the data order, init of random presets and LoRA."),
-    num_crops: int | None = typer.Option(
-        None, "--num-crops", help="HD crops per image, 1-16 (default: the processor's; 16 for documents, 4 for video)."
-    ),
-    tokenizer: Path | None = typer.Option(
-        None, "--tokenizer", file_okay=False, help="Processor folder, needed for full-size random presets."
-    ),
-    image_root: Path | None = typer.Option(
-        None, "--image-root", file_okay=False, help="Image folder (default: `images` beside each JSONL)."
-    ),
-    freeze: str | None = typer.Option(
-        None,
-        "--freeze",
-        help="Comma list of vision, projector, separators, embeddings, llm; `image-model` = the recipe's "
-        "frozen image model (vision, projector, separators and token embeddings).",
-    ),
-    also_train: str | None = typer.Option(
-        None,
-        "--also-train",
-        help="LoRA modes: groups trained in full and saved with the adapter (projector, embeddings).",
-    ),
-    vision_lr: float | None = typer.Option(None, "--vision-lr", help="Learning rate of the vision tower (full mode)."),
-    projector_lr: float | None = typer.Option(None, "--projector-lr", help="Learning rate of the projector."),
-    lora_rank: int | None = typer.Option(None, "--lora-rank", help="LoRA rank (default 64)."),
-    lora_alpha: float | None = typer.Option(None, "--lora-alpha", help="LoRA alpha (default 128 = 2 x rank)."),
-    lora_dropout: float | None = typer.Option(None, "--lora-dropout", help="LoRA dropout (default 0)."),
-    lora_targets: str | None = typer.Option(
-        None, "--lora-targets", help="Comma list of module names replacing the default targets."
-    ),
-    dora: bool | None = typer.Option(None, "--dora/--no-dora", help="Weight-decomposed LoRA (DoRA)."),
-    rslora: bool | None = typer.Option(None, "--rslora/--no-rslora", help="Rank-stabilised LoRA scaling."),
-    double_quant: bool | None = typer.Option(
-        None, "--double-quant/--no-double-quant", help="QLoRA double quantization."
-    ),
-    precision: str | None = typer.Option(
-        None, "--precision", help="auto | bf16 | fp16 | fp32 (auto: bf16 GPU, fp32 CPU)."
-    ),
-    attn: str | None = typer.Option(None, "--attn", help="sdpa | flash_attention_2 | eager."),
-    gradient_checkpointing: bool | None = typer.Option(
-        None, "--gradient-checkpointing/--no-gradient-checkpointing", help="Non-reentrant checkpointing (default on)."
-    ),
-    max_length: int | None = typer.Option(
-        None, "--max-length", help="Skip (never cut) records longer than this many tokens, images included."
-    ),
-    on_overflow: str | None = typer.Option(None, "--on-overflow", help="skip (default, with a warning) | error."),
-    batch_size: int | None = typer.Option(None, "--batch-size", help="Per-device micro-batch (default 1)."),
-    global_batch_size: int | None = typer.Option(
-        None, "--global-batch-size", help="Samples per optimizer step over all GPUs; sets gradient accumulation."
-    ),
-    learning_rate: float | None = typer.Option(
-        None, "--learning-rate", "--lr", help="Peak learning rate (default 4e-5)."
-    ),
-    weight_decay: float | None = typer.Option(None, "--weight-decay", help="AdamW weight decay (default 0.01)."),
-    warmup_steps: int | None = typer.Option(None, "--warmup-steps", help="Linear warmup steps (default 50)."),
-    logging_steps: int | None = typer.Option(None, "--logging-steps", help="Log every N steps (default 10)."),
-    save_steps: int | None = typer.Option(None, "--save-steps", help="Save a checkpoint every N steps."),
-    save_total_limit: int | None = typer.Option(None, "--save-total-limit", help="Keep only the last N checkpoints."),
-    resume: bool = typer.Option(
-        False, "--resume", help="Continue from the newest checkpoint-N in --output-dir (optimizer, data position, RNG)."
-    ),
-    resume_from: Path | None = typer.Option(
-        None, "--resume-from", file_okay=False, help="Continue from this checkpoint folder instead."
-    ),
-    eval_steps: int | None = typer.Option(None, "--eval-steps", help="Evaluate the loss on --eval-file every N steps."),
-    eval_metric: str | None = typer.Option(
-        None,
-        "--eval-metric",
-        help="Task metric on --eval-file after training, and every --eval-steps (auto, accuracy, anls...).",
-    ),
-    eval_limit: int | None = typer.Option(
-        None, "--eval-limit", help="Score a seeded sample of N eval records with the metric."
-    ),
-    workers: int | None = typer.Option(None, "--workers", help="DataLoader workers decoding images (GPU 4, CPU 0)."),
-    group_by_length: bool | None = typer.Option(
-        None, "--group-by-length/--no-group-by-length", help="Batch records of similar token counts together."
-    ),
-    deepspeed: str | None = typer.Option(None, "--deepspeed", help="zero2 | zero3 | PATH to a DeepSpeed JSON."),
-    fsdp: str | None = typer.Option(None, "--fsdp", help="FSDP options for accelerate, e.g. 'full_shard auto_wrap'."),
-    validate: bool | None = typer.Option(
-        None, "--validate/--no-validate", help="Validate the files first, as `phi3v-data validate` (default on)."
-    ),
-) -> None:
-    """Fine-tune Phi-3(.5)-vision on record files.
+@dataclass(frozen=True)
+class _CliParameter:
+    """One generated parameter of `run`: its signature entry, and how its value becomes an override."""
 
-    Examples:
+    parameter: inspect.Parameter
+    to_override: Callable[[Any], Any]
 
-      phi3v-train run --model tiny --mode lora --train-file data/ucf101_train.jsonl --output-dir runs/demo
-      --num-crops 1 --max-steps 40
 
-      torchrun --nproc_per_node 8 $(which phi3v-train) run --model microsoft/Phi-3.5-vision-instruct
-      --preset docvqa --mode lora --train-file docvqa_train.jsonl --output-dir runs/docvqa --precision bf16
-      --attn flash_attention_2
+def _without_none(annotation: Any) -> Any:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        kept = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        if len(kept) == 1:
+            return kept[0]
+    return annotation
 
-      phi3v-train run --config phi3v_train/configs/nlvr2_frozen.yaml --resume
-    """
-    overrides = {
-        "model": model,
-        "train_files": train_file or None,
-        "eval_files": eval_file or None,
-        "output_dir": output_dir,
-        "mode": mode,
-        "preset": preset,
-        "max_steps": max_steps,
-        "epochs": epochs,
-        "seed": seed,
-        "num_crops": num_crops,
-        "tokenizer": tokenizer,
-        "image_root": image_root,
-        "freeze": _groups(freeze),
-        "also_train": _groups(also_train),
-        "vision_lr": vision_lr,
-        "projector_lr": projector_lr,
-        "lora_rank": lora_rank,
-        "lora_alpha": lora_alpha,
-        "lora_dropout": lora_dropout,
-        "lora_targets": _groups(lora_targets),
-        "dora": dora,
-        "rslora": rslora,
-        "double_quant": double_quant,
-        "precision": precision,
-        "attn": attn,
-        "gradient_checkpointing": gradient_checkpointing,
-        "max_length": max_length,
-        "on_overflow": on_overflow,
-        "batch_size": batch_size,
-        "global_batch_size": global_batch_size,
-        "learning_rate": learning_rate,
-        "weight_decay": weight_decay,
-        "warmup_steps": warmup_steps,
-        "logging_steps": logging_steps,
-        "save_steps": save_steps,
-        "save_total_limit": save_total_limit,
-        "resume": str(resume_from) if resume_from is not None else ("latest" if resume else None),
-        "eval_steps": eval_steps,
-        "eval_metric": eval_metric,
-        "eval_limit": eval_limit,
-        "workers": workers,
-        "group_by_length": group_by_length,
-        "deepspeed": deepspeed,
-        "fsdp": fsdp,
-        "validate_data": validate,
-    }
-    config = load_config(config_file, overrides)
+
+def _choices(name: str, literal: Any) -> type[enum.Enum]:
+    """An Enum of a Literal's values, which Typer shows and checks as choices."""
+    values = typing.get_args(literal)
+    return enum.Enum(name.title().replace("_", ""), {str(value): value for value in values}, type=str)
+
+
+def _flags(name: str, option: RunOption, is_bool: bool) -> tuple[str, ...]:
+    if option.flags:
+        return option.flags
+    flag = name.replace("_", "-")
+    return (f"--{flag}/--no-{flag}",) if is_bool else (f"--{flag}",)
+
+
+def _cli_default(info: FieldInfo, cli_type: Any) -> Any:
+    """The field's default in the option's own type, which the help shows; None where there is none."""
+    if info.is_required():
+        return None
+    default = info.get_default(call_default_factory=True)
+    if default is None or default == []:
+        return None
+    if isinstance(cli_type, type) and issubclass(cli_type, enum.Enum):
+        return cli_type(default)
+    if isinstance(default, list):
+        return ",".join(str(item) for item in default)
+    return default
+
+
+def _as_given(value: Any) -> Any:
+    return value
+
+
+def _choice_value(value: enum.Enum | None) -> Any:
+    return None if value is None else value.value
+
+
+def _repeated(values: list[Path] | None) -> list[Path] | None:
+    """Typer gives an empty list for a repeatable option that was not given."""
+    return values or None
+
+
+def _field_parameter(name: str, info: FieldInfo, option: RunOption) -> _CliParameter:
+    """The Typer option of one field, and the conversion of its value into a `load_config` override."""
+    annotation = _without_none(info.annotation)
+    to_override: Callable[[Any], Any] = _as_given
+    if typing.get_origin(annotation) is Literal:
+        cli_type: Any = _choices(name, annotation)
+        to_override = _choice_value
+    elif typing.get_origin(annotation) is list and typing.get_args(annotation) == (Path,):
+        cli_type = list[Path]
+        to_override = _repeated
+    elif typing.get_origin(annotation) is list:
+        cli_type = str
+        to_override = _groups
+    else:
+        cli_type = annotation
+    flags = _flags(name, option, annotation is bool)
+    extra = {"file_okay": False} if option.directory else {}
+    typer_option = typer.Option(
+        _cli_default(info, cli_type), *flags, help=info.description, rich_help_panel=option.panel, **extra
+    )
+    parameter = inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=typer_option, annotation=cli_type | None
+    )
+    return _CliParameter(parameter, to_override)
+
+
+def _config_file(value: str | None) -> Path | None:
+    if value is None:
+        return None
+    try:
+        return resolve_config_file(value)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+def _keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
+def _config_parameter() -> inspect.Parameter:
+    return _keyword(
+        "config_file",
+        str | None,
+        typer.Option(
+            None,
+            "--config",
+            callback=_config_file,
+            help="YAML with any of these options (command-line values win): a path, or the name of a shipped "
+            f"config ({', '.join(shipped_configs())}).",
+        ),
+    )
+
+
+def _resume_parameters() -> list[inspect.Parameter]:
+    """``--resume`` and ``--resume-from``, the command-line forms of the ``resume`` field."""
+    return [
+        _keyword(
+            "resume",
+            bool,
+            typer.Option(
+                False,
+                "--resume",
+                help="Continue from the newest checkpoint-N in --output-dir (optimizer, data position, RNG).",
+                rich_help_panel=CHECKPOINTS,
+            ),
+        ),
+        _keyword(
+            "resume_from",
+            Path | None,
+            typer.Option(
+                None,
+                "--resume-from",
+                file_okay=False,
+                help="Continue from this checkpoint folder instead.",
+                rich_help_panel=CHECKPOINTS,
+            ),
+        ),
+    ]
+
+
+# The fields marked ``on_cli=False``: their parameters, written by hand.
+HAND_WRITTEN: dict[str, Callable[[], list[inspect.Parameter]]] = {"resume": _resume_parameters}
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether the option was on the command line (its default, shown in the help, is not an override)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
+def _resume(resume: bool, resume_from: Path | None) -> str | None:
+    return str(resume_from) if resume_from is not None else ("latest" if resume else None)
+
+
+def build_run_command(config_class: type[TrainConfig] = TrainConfig) -> Callable[..., None]:
+    """The `run` command function, its signature generated from the fields of ``config_class``."""
+    parameters = [
+        inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
+        _config_parameter(),
+    ]
+    derived: dict[str, Callable[[Any], Any]] = {}
+    for name, (info, option) in run_options(config_class).items():
+        if not option.on_cli:
+            parameters += HAND_WRITTEN[name]()
+            continue
+        generated = _field_parameter(name, info, option)
+        parameters.append(generated.parameter)
+        derived[name] = generated.to_override
+
+    def run(ctx: typer.Context, **values: Any) -> None:
+        given = [name for name in derived if _given(ctx, name)]
+        overrides = {name: derived[name](values[name]) for name in given}
+        overrides["resume"] = _resume(values["resume"], values["resume_from"])
+        _train(load_config(values["config_file"], overrides, config_class))
+
+    run.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    run.__doc__ = RUN_HELP
+    return run
+
+
+def _train(config: TrainConfig) -> None:
     setup_logging()
     from phi3v_train.training.trainer import train
 
@@ -213,6 +266,6 @@ def run(
     console.print(f"[green]Done.[/] Model and logs in {result.output_dir}")
 
 
-def register(app: typer.Typer) -> None:
-    """Adds `run` to `app`."""
-    app.command("run")(run)
+def register(app: typer.Typer, config_class: type[TrainConfig] = TrainConfig) -> None:
+    """Adds `run`, with the options of ``config_class``, to `app`."""
+    app.command("run")(build_run_command(config_class))

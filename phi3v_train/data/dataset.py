@@ -6,22 +6,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from PIL import Image
 from torch.utils.data import Dataset
 
+from phi3v_train.data.image_loading import load_image
 from phi3v_train.data.records import SourcedRecord
 from phi3v_train.errors import DataError
 from phi3v_train.model.processing import IGNORE_INDEX, Phi3VProcessor
-
-
-def load_image(path) -> Image.Image:
-    """The decoded image (file closed afterwards); a missing or corrupt file is a DataError."""
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return image.copy()
-    except (OSError, Image.DecompressionBombError) as exc:
-        raise DataError(f"cannot read image {path}: {exc}") from exc
 
 
 def check_has_labels(labels: Sequence[int], where: str) -> None:

@@ -1,14 +1,16 @@
-"""From the run's record files to datasets: validation, reading, the length filter."""
+"""From the run's record files to datasets, in one pass over each file: validation (or the light
+read without it) gives the records and their image sizes, the length filter counts their tokens."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from phi3v_data.io import progress_disabled
-from phi3v_data.validate import ValidationReport, validate_files
+from phi3v_data.paths import image_root_for
+from phi3v_data.schema import Record
+from phi3v_data.validate import CheckedRecord, ValidationReport, validate_files
 from phi3v_train.data.dataset import ConversationDataset
 from phi3v_train.data.lengths import LengthFilter, filter_by_length
 from phi3v_train.data.records import SourcedRecord, read_records
@@ -21,10 +23,14 @@ SHOWN_PROBLEMS = 10
 
 @dataclass
 class PreparedData:
+    """The datasets, the train lengths and skipped records; ``eval_records`` holds every record of each
+    eval file, in file order and before the length filter (the task metric scores them all)."""
+
     train: ConversationDataset
     train_lengths: list[int]
     eval: ConversationDataset | None
     skipped: list[tuple[SourcedRecord, int]]
+    eval_records: list[list[Record]] = field(default_factory=list)
 
 
 def validation_failure(report: ValidationReport) -> str:
@@ -41,9 +47,19 @@ def validation_failure(report: ValidationReport) -> str:
     return "\n".join(lines)
 
 
-def validate_or_raise(files: Sequence[Path], image_root: Path | None, num_crops: int) -> ValidationReport:
-    """Runs the same checks as `phi3v-data validate`; raises DataError with the report on errors."""
-    report = validate_files(list(files), image_root=image_root, num_crops=num_crops, progress=not progress_disabled())
+def validate_or_raise(files: Sequence[Path], image_root: Path | None, num_crops: int) -> list[list[SourcedRecord]]:
+    """Runs the same checks as `phi3v-data validate`; returns each file's records with the image sizes
+    the checks read. Raises DataError with the report on errors."""
+    per_file: list[list[SourcedRecord]] = [[] for _ in files]
+
+    def keep(index: int, entry: CheckedRecord) -> None:
+        if entry.record is None or entry.image_sizes is None:
+            raise RuntimeError(f"{entry.file}:{entry.line}: a record without errors lacks its parse or image sizes")
+        file = Path(files[index])
+        sizes = tuple(entry.image_sizes)
+        per_file[index].append(SourcedRecord(entry.record, file, entry.line, image_root_for(file, image_root), sizes))
+
+    report = validate_files(list(files), image_root=image_root, num_crops=num_crops, on_valid=keep, progress=True)
     if not report.ok:
         raise DataError(validation_failure(report))
     if report.warnings:
@@ -51,7 +67,7 @@ def validate_or_raise(files: Sequence[Path], image_root: Path | None, num_crops:
         logger.warning(
             "the data has %d validation warning(s) (%s); `phi3v-data validate` lists them", report.warnings, codes
         )
-    return report
+    return per_file
 
 
 def _length_checked(
@@ -78,23 +94,31 @@ def prepare_data(
     on_overflow: str = "skip",
     validate: bool = True,
 ) -> PreparedData:
-    """Validates (unless ``validate`` is off), reads, and length-filters the train and eval records.
+    """Validates and reads (or, with ``validate`` off, only reads) the train and eval records in one pass
+    per file, then length-filters them.
 
     Raises:
         DataError: validation errors, no record left, or an over-long record with ``on_overflow="error"``.
     """
+    files = [*train_files, *eval_files]
     if validate:
-        validate_or_raise([*train_files, *eval_files], image_root, processor.num_crops)
-    train = _length_checked(read_records(list(train_files), image_root), processor, max_length, on_overflow)
+        per_file = validate_or_raise(files, image_root, processor.num_crops)
+    else:
+        per_file = [read_records([file], image_root) for file in files]
+    train_records = [item for records in per_file[: len(train_files)] for item in records]
+    eval_per_file = per_file[len(train_files) :]
+    eval_records = [item for records in eval_per_file for item in records]
+    train = _length_checked(train_records, processor, max_length, on_overflow)
     if not train.kept:
         raise DataError("no training record left (every record is longer than --max-length)")
     eval_dataset = None
     if eval_files:
-        evaluated = _length_checked(read_records(list(eval_files), image_root), processor, max_length, on_overflow)
+        evaluated = _length_checked(eval_records, processor, max_length, on_overflow)
         eval_dataset = ConversationDataset(evaluated.kept, processor)
     return PreparedData(
         train=ConversationDataset(train.kept, processor),
         train_lengths=train.lengths,
         eval=eval_dataset,
         skipped=train.skipped,
+        eval_records=[[item.record for item in records] for records in eval_per_file],
     )

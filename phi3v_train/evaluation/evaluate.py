@@ -2,12 +2,15 @@
 
 Each record is evaluated on its last turn, given the earlier turns. Metrics per ``metric``:
 
-* ``anls``: over ``metadata.answers`` when present, else the last assistant text;
+* ``anls``: over ``metadata.answers`` when present, else the last assistant text, by the ``standard``
+  (DocVQA challenge) or ``recipe`` definition (:mod:`phi3v_train.evaluation.metrics`);
 * ``accuracy``: exact match after the recipe's normalisation;
 * ``auroc``: needs a label set; adds ``f1`` and the confusion matrix, from label probabilities;
-* ``auto``: by source: docvqa -> anls; hateful_memes -> auroc, accuracy, f1; anything else -> accuracy.
+* ``auto``: the registered metrics of each record's source (:mod:`phi3v_data.datasets`): docvqa -> anls;
+  hateful_memes -> auroc, accuracy, f1; nlvr2, ucf101 and unregistered sources -> accuracy.
 
-Under ``torch.distributed`` each rank evaluates a strided shard; all ranks return the gathered result.
+Under ``torch.distributed`` each rank evaluates a strided shard, padded with repeats to the same size on
+every rank (the repeats are dropped before the gather); all ranks return the gathered result.
 """
 
 from __future__ import annotations
@@ -20,28 +23,20 @@ from typing import Any
 
 import torch
 
+from phi3v_data.datasets import default_metrics, find_dataset
 from phi3v_data.schema import Record
+from phi3v_train.data.image_loading import load_images
 from phi3v_train.errors import ConfigError, ImageTokenMismatchError
-from phi3v_train.evaluation.generation import SpecialIds, generate_answers
-from phi3v_train.evaluation.metrics import (
-    anls_score,
-    auroc,
-    confusion_matrix,
-    exact_match,
-    f1_per_class,
-    macro_auroc,
-    mean,
-    normalize_answer,
-)
-from phi3v_train.evaluation.records import load_images
+from phi3v_train.evaluation.generation import SpecialIds, equal_shard, generate_answers
+from phi3v_train.evaluation.metrics import ANLS_DEFINITIONS, anls_score, exact_match, normalize_answer
 from phi3v_train.evaluation.scoring import candidate_token_ids, score_candidates, softmax
+from phi3v_train.evaluation.summary import label_index, positive_index, summarize_rows
 
 METRICS = ("auto", "anls", "accuracy", "auroc")
-AUTO_METRICS = {"docvqa": ("anls",), "hateful_memes": ("auroc", "accuracy", "f1")}
-DEFAULT_METRICS = ("accuracy",)
 MAX_DATA_LABELS = 128
-POSITIVE_NAMES = ("yes", "true", "1", "positive")
 WINDOW_BATCHES = 4
+
+__all__ = ["EvalResult", "evaluate_records", "label_set", "positive_index", "resolve_metrics", "subsample_indices"]
 
 
 @dataclass
@@ -62,7 +57,7 @@ def resolve_metrics(metric: str, sources: Sequence[str]) -> tuple[str, ...]:
         return (metric,)
     chosen: list[str] = []
     for source in sorted(set(sources)):
-        for name in AUTO_METRICS.get(source, DEFAULT_METRICS):
+        for name in default_metrics(source):
             if name not in chosen:
                 chosen.append(name)
     return tuple(chosen)
@@ -81,9 +76,13 @@ def reference_answers(record: Record) -> list[str]:
 
 
 def label_set(records: Sequence[Record], labels: Sequence[str] | None) -> list[str]:
-    """``labels`` as given, or the distinct last answers of ``records`` (one per normalised form, sorted)."""
+    """``labels`` as given; the registered label set when every record is of one classification dataset;
+    else the distinct last answers of ``records`` (one per normalised form, sorted)."""
     if labels:
         return list(labels)
+    registered = {find_dataset(record.source) for record in records}
+    if len(registered) == 1 and (info := registered.pop()) is not None and info.labels:
+        return list(info.labels)
     found: dict[str, str] = {}
     for record in records:
         found.setdefault(normalize_answer(last_answer(record)), last_answer(record))
@@ -95,15 +94,7 @@ def label_set(records: Sequence[Record], labels: Sequence[str] | None) -> list[s
     return [found[key] for key in sorted(found)]
 
 
-def positive_index(labels: Sequence[str]) -> int:
-    """The positive class of a binary label set: a yes/true label, else the second label."""
-    for index, label in enumerate(labels):
-        if normalize_answer(label) in POSITIVE_NAMES:
-            return index
-    return len(labels) - 1
-
-
-def sample_indices(total: int, limit: int | None, seed: int) -> list[int]:
+def subsample_indices(total: int, limit: int | None, seed: int) -> list[int]:
     """All indices, or a seeded sample of ``limit`` of them in file order."""
     if limit is None or limit >= total:
         return list(range(total))
@@ -194,51 +185,41 @@ def _predict_shard(
     return rows
 
 
-def _label_index(labels: Sequence[str], answer: str, record_id: str) -> int:
-    normalized = [normalize_answer(label) for label in labels]
-    try:
-        return normalized.index(normalize_answer(answer))
-    except ValueError:
-        raise ConfigError(
-            f"record {record_id!r}: the answer {answer!r} is not in the label set ({', '.join(labels)}); "
-            "add it to --labels"
-        ) from None
+def _reference_indices(labels: Sequence[str], rows: Sequence[dict[str, Any]]) -> list[int]:
+    indices = []
+    for row in rows:
+        index = label_index(labels, row["reference"])
+        if index is None:
+            raise ConfigError(
+                f"record {row['id']!r}: the answer {row['reference']!r} is not in the label set "
+                f"({', '.join(labels)}); add it to --labels"
+            )
+        indices.append(index)
+    return indices
 
 
 def _summarize(
-    rows: list[dict[str, Any]], records: Sequence[Record], metrics: tuple[str, ...], labels: list[str] | None
+    rows: list[dict[str, Any]],
+    records: Sequence[Record],
+    metrics: tuple[str, ...],
+    labels: list[str] | None,
+    anls: str,
 ) -> dict[str, Any]:
-    summary: dict[str, Any] = {}
-    by_index = {index: record for index, record in enumerate(records)}
     for row in rows:
-        record = by_index[row["index"]]
         correct = exact_match(row["prediction"], row["reference"])
         if "anls" in metrics:
-            row["answers"] = reference_answers(record)
-            row["score"] = anls_score(row["prediction"], row["answers"])
+            row["answers"] = reference_answers(records[row["index"]])
+            row["score"] = anls_score(row["prediction"], row["answers"], anls)
         else:
             row["score"] = 1.0 if correct else 0.0
         row["correct"] = correct
-    if "anls" in metrics:
-        summary["anls"] = mean([row["score"] for row in rows])
-    if "accuracy" in metrics:
-        summary["accuracy"] = mean([1.0 if row["correct"] else 0.0 for row in rows])
-    if labels is not None and ("auroc" in metrics or "f1" in metrics):
-        references = [_label_index(labels, row["reference"], row["id"]) for row in rows]
-        probabilities = [[row["label_probs"][label] for label in labels] for row in rows]
-        predicted = [max(range(len(labels)), key=probs.__getitem__) for probs in probabilities]
-        matrix = confusion_matrix(references, predicted, len(labels))
-        f1_scores = f1_per_class(matrix)
-        if len(labels) == 2:
-            positive = positive_index(labels)
-            summary["positive_label"] = labels[positive]
-            summary["auroc"] = auroc([probs[positive] for probs in probabilities], [r == positive for r in references])
-            summary["f1"] = f1_scores[positive]
-        else:
-            summary["auroc"] = macro_auroc(probabilities, references)
-            summary["f1"] = mean(f1_scores)
-        summary["confusion_matrix"] = {"labels": labels, "matrix": matrix}
-    return summary
+    references = None
+    if labels is not None and "auroc" in metrics:
+        references = _reference_indices(labels, rows)
+    elif labels is not None:
+        found = [label_index(labels, row["reference"]) for row in rows]
+        references = None if None in found else found
+    return summarize_rows(rows, metrics, anls=anls, labels=labels, references=references)
 
 
 def evaluate_records(
@@ -254,6 +235,7 @@ def evaluate_records(
     constrained: bool = False,
     labels: Sequence[str] | None = None,
     seed: int = 0,
+    anls: str = "standard",
     on_progress: Callable[[int], None] | None = None,
 ) -> EvalResult:
     """Evaluates ``model`` on ``records`` (or a seeded sample of ``limit`` of them).
@@ -261,17 +243,21 @@ def evaluate_records(
     Greedy generation answers each record unless ``constrained``, where the answer is the most
     probable label. Labels are scored whenever ``constrained`` is set or the metrics need them
     (auroc/f1); they come from ``labels`` or from the distinct answers of all ``records``.
+    ``anls`` picks the ANLS definition (``standard`` or ``recipe``).
     ``on_progress`` is called with the number of records this rank has finished.
     """
     if batch_size < 1:
         raise ConfigError(f"batch size must be at least 1, got {batch_size}")
+    if anls not in ANLS_DEFINITIONS:
+        raise ConfigError(f"unknown ANLS definition {anls!r}; choose one of {', '.join(ANLS_DEFINITIONS)}")
     records = list(records)
-    selected = sample_indices(len(records), limit, seed)
+    selected = subsample_indices(len(records), limit, seed)
     metrics = resolve_metrics(metric, [records[i].source for i in selected])
     needs_labels = constrained or "auroc" in metrics
     label_list = label_set(records, labels) if needs_labels else None
     rank, world_size = _distributed()
-    shard = [(index, records[index]) for index in selected[rank::world_size]]
+    indices, padding = equal_shard(selected, rank, world_size)  # same calls on every rank (ZeRO-3, FSDP)
+    shard = [(index, records[index]) for index in indices]
     was_training = model.training
     model.eval()
     try:
@@ -288,7 +274,7 @@ def evaluate_records(
         )
     finally:
         model.train(was_training)
-    rows = sorted(_gather(rows, world_size), key=lambda row: row["index"])
+    rows = sorted(_gather(rows[: len(rows) - padding], world_size), key=lambda row: row["index"])
     summary: dict[str, Any] = {
         "num_records": len(rows),
         "num_available": len(records),
@@ -300,7 +286,7 @@ def evaluate_records(
         "max_new_tokens": max_new_tokens,
         "num_crops": getattr(processor, "num_crops", None),
     }
-    summary.update(_summarize(rows, records, metrics, label_list))
+    summary.update(_summarize(rows, records, metrics, label_list, anls))
     return EvalResult(summary=summary, predictions=[_prediction(row) for row in rows])
 
 

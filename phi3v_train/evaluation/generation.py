@@ -2,18 +2,26 @@
 
 Prompts are the processor's ``encode_conversation(..., for_generation=True)`` output, so generation
 sees exactly the tokens training saw before an answer.
+
+Under ZeRO-3 or FSDP every forward gathers weights from all ranks, so all ranks make the same calls:
+each rank gets a shard of the same size (:func:`equal_shard`), ``generate`` runs with ``synced_gpus``
+(finished ranks keep stepping until the last one is done), and every forward runs the image embedding,
+with a dummy image where a batch or a decoding step has none.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import torch
 
 END_TOKEN = "<|end|>"
 END_OF_TEXT_TOKEN = "<|endoftext|>"
+
+Item = TypeVar("Item")
 
 
 class EncodedPrompt(Protocol):
@@ -71,6 +79,39 @@ def cut_at_stop(tokens: Sequence[int], stop_ids: Sequence[int]) -> list[int]:
     return kept
 
 
+def equal_shard(items: Sequence[Item], rank: int, world_size: int) -> tuple[list[Item], int]:
+    """Rank ``rank``'s strided share of ``items``, padded with repeats to ``ceil(len / world_size)`` items,
+    and how many trailing items are padding (their results are dropped before the gather)."""
+    own = list(items[rank::world_size])
+    size = -(-len(items) // world_size)
+    fill = own or list(items[:1])
+    padding = size - len(own)
+    return own + [fill[i % len(fill)] for i in range(padding)], padding
+
+
+def synced_generation(model: Any) -> bool:
+    """True when the weights are sharded over several ranks (ZeRO-3, FSDP): generation must run in step."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return False
+    if torch.distributed.get_world_size() == 1:
+        return False
+    from transformers.distributed.fsdp import is_fsdp_managed_module
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    return is_deepspeed_zero3_enabled() or is_fsdp_managed_module(model)
+
+
+def _vision_every_forward(model: Any, enabled: bool) -> contextlib.AbstractContextManager:
+    """The model's vision switch (a dummy image in every forward without one) for ``generate``."""
+    from phi3v_train.training.vision_guard import find_phi3v, vision_every_forward
+
+    try:
+        find_phi3v(model)
+    except TypeError:  # not a Phi-3-vision model (a stand-in in tests): it has no switch
+        return contextlib.nullcontext()
+    return vision_every_forward(model, enabled)
+
+
 @torch.no_grad()
 def generate_tokens(
     model: Any, prompts: Sequence[EncodedPrompt], special: SpecialIds, *, max_new_tokens: int = 64
@@ -80,15 +121,18 @@ def generate_tokens(
     pixel_values = batch.get("pixel_values")
     if pixel_values is not None:
         batch["pixel_values"] = pixel_values.to(model.dtype)
-    output = model.generate(
-        **batch,
-        max_new_tokens=max_new_tokens,
-        do_sample=False,
-        num_beams=1,
-        eos_token_id=list(special.stop),
-        pad_token_id=special.pad,
-        use_cache=True,
-    )
+    synced = synced_generation(model)
+    with _vision_every_forward(model, synced):
+        output = model.generate(
+            **batch,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+            eos_token_id=list(special.stop),
+            pad_token_id=special.pad,
+            use_cache=True,
+            synced_gpus=synced,
+        )
     new_tokens = output[:, batch["input_ids"].shape[1] :].tolist()
     return [cut_at_stop(tokens, special.stop) for tokens in new_tokens]
 

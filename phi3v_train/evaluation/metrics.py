@@ -1,28 +1,36 @@
-"""Task metrics: ANLS (DocVQA), exact-match accuracy, AUROC, F1 and the confusion matrix.
+"""Task metrics: ANLS (DocVQA), exact-match accuracy, AUROC, F1, the ROC curve and the confusion matrix.
 
-String handling follows Microsoft's recipe (SPEC section 1): ANLS strips the prediction with
-``.strip().strip('.')`` and is case-sensitive; accuracy compares ``.strip().strip('.').lower()`` of
-both sides. Pure Python, no third-party imports.
+ANLS comes in two definitions (``--anls``):
+
+* ``standard``, the DocVQA challenge's: both sides stripped, lower-cased and with inner whitespace
+  collapsed (``" ".join(s.strip().lower().split())``); per question the best ``1 - NL`` over the
+  ground truths, where ``NL`` is the edit distance over the longer normalised length, and 0 where
+  ``NL >= 0.5``; two empty strings have ``NL = 0``. No punctuation or article removal. This is
+  ``anls_score`` of the ``anls`` package (shunk031/ANLS: ``anls/metrics/score.py`` and
+  ``anls/dist.py``, "based on the one provided by the Robust Reading Competition"), and lmms-eval's
+  ``anls`` metric (EvolvingLMMs-Lab/lmms-eval: ``lmms_eval/api/metrics.py``, used by
+  ``lmms_eval/tasks/docvqa``; a port of QwenLM/Qwen-VL ``eval_mm/infographicsvqa_eval.py``, itself
+  from the RRC script). Where those two differ we follow the ``anls`` package: lmms-eval keeps
+  ``NL = 0.5`` exactly (scoring 0.5) and divides by the length of the un-normalised strings.
+* ``recipe``, Microsoft's Cookbook recipe (SPEC section 1): the prediction stripped of whitespace
+  and then of dots, ground truths as they are, case-sensitive; an empty prediction scores 0.
+
+Accuracy compares ``.strip().strip('.').lower()`` of both sides. Edit distances come from rapidfuzz.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rapidfuzz.distance import Levenshtein
+
 ANLS_THRESHOLD = 0.5
+ANLS_DEFINITIONS = ("standard", "recipe")
 
 
 def levenshtein(a: str, b: str) -> int:
     """Edit distance (insertions, deletions, substitutions, each costing 1) between two strings."""
-    if len(a) < len(b):
-        a, b = b, a
-    previous = list(range(len(b) + 1))
-    for i, char_a in enumerate(a, start=1):
-        current = [i]
-        for j, char_b in enumerate(b, start=1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b)))
-        previous = current
-    return previous[-1]
+    return Levenshtein.distance(a, b)
 
 
 def normalized_levenshtein(a: str, b: str) -> float:
@@ -31,21 +39,40 @@ def normalized_levenshtein(a: str, b: str) -> float:
     return levenshtein(a, b) / longest if longest else 0.0
 
 
-def anls_score(prediction: str, answers: Sequence[str], threshold: float = ANLS_THRESHOLD) -> float:
-    """One question's ANLS: the best ``1 - NL`` over the ground truths, 0 where ``NL >= threshold``.
+def normalize_anls(text: str) -> str:
+    """The standard ANLS normalisation: stripped, lower-cased, inner whitespace collapsed to one space."""
+    return " ".join(text.strip().lower().split())
 
-    The prediction is stripped of whitespace and then of dots; ground truths are used as they are.
-    An empty prediction scores 0.
-    """
-    cleaned = prediction.strip().strip(".")
-    if not cleaned:
-        return 0.0
+
+def _best_similarity(prediction: str, answers: Sequence[str], threshold: float) -> float:
     best = 0.0
     for answer in answers:
-        distance = normalized_levenshtein(answer, cleaned)
+        distance = normalized_levenshtein(answer, prediction)
         if distance < threshold:
             best = max(best, 1.0 - distance)
     return best
+
+
+def anls_standard(prediction: str, answers: Sequence[str], threshold: float = ANLS_THRESHOLD) -> float:
+    """One question's ANLS by the DocVQA challenge's definition (module docstring); 0 without answers."""
+    return _best_similarity(normalize_anls(prediction), [normalize_anls(answer) for answer in answers], threshold)
+
+
+def anls_recipe(prediction: str, answers: Sequence[str], threshold: float = ANLS_THRESHOLD) -> float:
+    """One question's ANLS as the recipe computes it: case-sensitive, only the prediction cleaned."""
+    cleaned = prediction.strip().strip(".")
+    return _best_similarity(cleaned, answers, threshold) if cleaned else 0.0
+
+
+def anls_score(
+    prediction: str, answers: Sequence[str], definition: str = "standard", threshold: float = ANLS_THRESHOLD
+) -> float:
+    """One question's ANLS by ``definition`` (``standard`` or ``recipe``)."""
+    if definition == "standard":
+        return anls_standard(prediction, answers, threshold)
+    if definition == "recipe":
+        return anls_recipe(prediction, answers, threshold)
+    raise ValueError(f"unknown ANLS definition {definition!r}; choose one of {', '.join(ANLS_DEFINITIONS)}")
 
 
 def normalize_answer(text: str) -> str:
@@ -101,6 +128,26 @@ def macro_auroc(probabilities: Sequence[Sequence[float]], references: Sequence[i
         if value == value:
             values.append(value)
     return mean(values)
+
+
+def roc_points(scores: Sequence[float], positives: Sequence[bool]) -> list[tuple[float, float]]:
+    """The ROC curve as ``(false positive rate, true positive rate)`` points from (0, 0) to (1, 1).
+
+    Records with the same score move the curve together (a diagonal step), as the rank-sum AUROC counts them.
+    """
+    n_pos = sum(1 for positive in positives if positive)
+    n_neg = len(positives) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return []
+    points = [(0.0, 0.0)]
+    true_pos = false_pos = 0
+    ordered = sorted(zip(scores, positives, strict=True), key=lambda pair: -pair[0])
+    for index, (score, positive) in enumerate(ordered):
+        true_pos += positive
+        false_pos += not positive
+        if index + 1 == len(ordered) or ordered[index + 1][0] != score:
+            points.append((false_pos / n_neg, true_pos / n_pos))
+    return points
 
 
 def confusion_matrix(references: Sequence[int], predictions: Sequence[int], n_classes: int) -> list[list[int]]:

@@ -1,4 +1,4 @@
-"""Writing an evaluation: per-record predictions JSONL and a summary JSON, both atomically."""
+"""Writing an evaluation: per-record predictions JSONL, a summary JSON and, for label sets, the plots."""
 
 from __future__ import annotations
 
@@ -9,9 +9,12 @@ from typing import Any
 
 from phi3v_data.io import atomic_write_text
 from phi3v_train.evaluation.evaluate import EvalResult
+from phi3v_train.evaluation.metrics import normalize_answer, roc_points
 
 PREDICTIONS_FILE = "predictions.jsonl"
 SUMMARY_FILE = "summary.json"
+ROC_FILE = "roc.png"
+CONFUSION_FILE = "confusion.png"
 
 
 def default_output_dir(model: str, data: Path) -> Path:
@@ -40,3 +43,26 @@ def write_eval_outputs(result: EvalResult, directory: Path) -> tuple[Path, Path]
     atomic_write_text(predictions, "".join(lines))
     atomic_write_text(summary, json.dumps(_json_ready(result.summary), indent=2, sort_keys=True) + "\n")
     return predictions, summary
+
+
+def write_eval_plots(result: EvalResult, directory: Path) -> list[Path]:
+    """``confusion.png`` when the summary has a confusion matrix, and ``roc.png`` when the label set is
+    binary; returns the paths written (none for generation-only metrics)."""
+    from phi3v_train.evaluation.plots import write_confusion_png, write_roc_png
+
+    confusion = result.summary.get("confusion_matrix")
+    if confusion is None:
+        return []
+    directory = Path(directory)
+    written = [directory / CONFUSION_FILE]
+    write_confusion_png(written[0], confusion["labels"], confusion["matrix"])
+    positive = result.summary.get("positive_label")
+    if positive is not None:
+        rows = result.predictions
+        scores = [row["label_probs"][positive] for row in rows]
+        positives = [normalize_answer(row["reference"]) == normalize_answer(positive) for row in rows]
+        points = roc_points(scores, positives)
+        if points:
+            written.append(directory / ROC_FILE)
+            write_roc_png(written[-1], points, result.summary["auroc"], positive)
+    return written

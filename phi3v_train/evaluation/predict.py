@@ -10,7 +10,7 @@ from typing import Any
 from PIL import Image
 
 from phi3v_data.schema import Record
-from phi3v_train.errors import DataError
+from phi3v_train.data.image_loading import load_image
 from phi3v_train.evaluation.evaluate import WINDOW_BATCHES, encode_prompts, windows
 from phi3v_train.evaluation.generation import generate_answers
 
@@ -25,15 +25,8 @@ class PromptTurn:
 
 
 def open_images(paths: Sequence[Path]) -> list[Image.Image]:
-    images = []
-    for path in paths:
-        try:
-            with Image.open(path) as image:
-                image.load()
-                images.append(image)
-        except (OSError, Image.DecompressionBombError) as exc:
-            raise DataError(f"cannot read image {path}: {exc}") from exc
-    return images
+    """The images given with ``--image``, decoded; a missing or corrupt file is a DataError."""
+    return [load_image(path) for path in paths]
 
 
 def answer_prompt(

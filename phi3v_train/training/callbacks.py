@@ -8,11 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import Progress
 from transformers import TrainerCallback
 
-from phi3v_data.io import progress_disabled
+from phi3v_data.io import build_progress, progress_disabled
 
 logger = logging.getLogger("phi3v_train")
 
@@ -26,6 +25,35 @@ def format_logs(logs: dict[str, float]) -> str:
             value = logs[key]
             parts.append(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}")
     return " ".join(parts)
+
+
+def reporter_callbacks(names: list[str], logging_dir: Path) -> list[TrainerCallback]:
+    """The Trainer's logging integrations for ``--report-to`` (``none`` alone: no reporter), built here so that an
+    unknown or uninstalled one stops the run before training. tensorboard writes to ``logging_dir``.
+
+    Raises:
+        ConfigError: a name transformers does not know, or whose package is not installed.
+    """
+    from transformers.integrations import TensorBoardCallback
+    from transformers.integrations.integration_utils import get_reporting_integration_callbacks
+
+    from phi3v_train.errors import ConfigError
+
+    wanted = [name for name in names if name != "none"]
+    try:
+        classes = get_reporting_integration_callbacks(wanted)
+    except ValueError as exc:
+        raise ConfigError(f"--report-to: {exc}") from None
+    callbacks = []
+    for name, callback_class in zip(wanted, classes, strict=True):
+        try:
+            callback = callback_class()
+        except (RuntimeError, ImportError) as exc:
+            raise ConfigError(f"--report-to {name}: {exc} (or drop {name} from --report-to)") from None
+        if isinstance(callback, TensorBoardCallback):
+            callback.logging_dir = str(logging_dir)
+        callbacks.append(callback)
+    return callbacks
 
 
 class LossHistory(TrainerCallback):
@@ -49,16 +77,7 @@ class RichProgress(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         if not state.is_world_process_zero or progress_disabled():
             return
-        self.progress = Progress(
-            TextColumn("[bold]train"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[status]}"),
-            console=Console(stderr=True),
-        )
+        self.progress = build_progress("[bold]train", elapsed=True, status=True, transient=False)
         self.progress.start()
         self.task = self.progress.add_task("train", total=state.max_steps, completed=state.global_step, status="")
 
@@ -112,11 +131,17 @@ class TaskMetricDuringTraining(TrainerCallback):
     def on_train_end(self, args, state, control, **kwargs):
         self.training = False
 
-    def on_evaluate(self, args, state, control, model=None, **kwargs):
+    def on_evaluate(self, args, state, control, model=None, metrics=None, **kwargs):
         if not self.training or model is None:
             return
         summaries = self.score(model)
         self.history.append((state.global_step, summaries))
+        if metrics is not None:
+            # `eval_<metric>` (mean over the eval files) joins eval_loss, for --metric-for-best
+            for name in sorted({name for summary in summaries.values() for name in summary.get("metrics", [])}):
+                values = [summary[name] for summary in summaries.values() if isinstance(summary.get(name), float)]
+                if values:
+                    metrics[f"eval_{name}"] = sum(values) / len(values)
         if state.is_world_process_zero:
             for path, summary in summaries.items():
                 names = [name for name in summary.get("metrics", []) if name in summary]

@@ -6,6 +6,7 @@ import importlib.util
 import json
 import math
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass
 from importlib import metadata
@@ -123,6 +124,27 @@ def optional_checks(already_checked: set[str]) -> list[Check]:
     return checks
 
 
+def deepspeed_build_checks() -> list[Check]:
+    """DeepSpeed JIT-builds a communication op the first time it starts (even on CPU): it needs ninja on PATH
+    and a C++ compiler. Nothing to check without deepspeed."""
+    if importlib.util.find_spec("deepspeed") is None:
+        return []
+    checks = []
+    compiler = shutil.which("c++") or shutil.which("g++")
+    if compiler is None:
+        checks.append(Check("c++ compiler", "fail", "none on PATH: --deepspeed cannot build its ops",
+                            "install g++ (apt-get install g++)"))  # fmt: skip
+    else:
+        checks.append(Check("c++ compiler", "ok", compiler))
+    ninja = shutil.which("ninja")
+    if ninja is None:
+        checks.append(Check("ninja", "fail", "not on PATH: --deepspeed cannot build its ops",
+                            "pip install ninja, and put the environment's bin folder on PATH"))  # fmt: skip
+    else:
+        checks.append(Check("ninja", "ok", ninja))
+    return checks
+
+
 def smoke_train() -> Check:
     """Two LoRA steps of the tiny preset on one image record and one text record."""
     from PIL import Image
@@ -161,7 +183,7 @@ def smoke_train() -> Check:
 def run_checks(smoke: bool = True) -> list[Check]:
     path = constraints_path()
     checks = version_checks(read_pins(path) if path else None)
-    checks += hardware_checks() + optional_checks({check.name for check in checks})
+    checks += hardware_checks() + optional_checks({check.name for check in checks}) + deepspeed_build_checks()
     if smoke:
         checks.append(smoke_train())
     return checks

@@ -27,7 +27,9 @@ from phi3v_train.training.config import TrainConfig
 LM_TARGETS = ("qkv_proj", "o_proj", "gate_up_proj", "down_proj", "lm_head")
 VISION_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
 PROJECTOR_TARGETS = ("img_projection.0", "img_projection.2")
-MODULES_TO_SAVE = {"projector": "img_projection", "embeddings": "embed_tokens"}
+# Full module paths from the model root: PEFT matches modules_to_save by raw suffix, so a bare
+# "embed_tokens" would also copy "vision_embed_tokens", the whole vision stack.
+MODULES_TO_SAVE = {"projector": "model.vision_embed_tokens.img_projection", "embeddings": "model.embed_tokens"}
 REPORT_GROUPS = ("vision", "projector", "separators", "embeddings", "llm_layers", "lm_head")
 
 

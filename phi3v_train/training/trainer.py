@@ -11,6 +11,7 @@ rates, and a vision tower that runs on every rank every step. Distribution is to
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -23,25 +24,39 @@ from typing import Any
 import torch
 from peft import PeftModel
 from torch import nn
+from torch.utils.data import Dataset, Sampler
 from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments, set_seed
-from transformers.integrations import TensorBoardCallback
+from transformers.modeling_utils import set_zero3_state
 from transformers.trainer import TRAINING_ARGS_NAME
-from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import get_last_checkpoint
 
 from phi3v_data.io import atomic_write_text
+from phi3v_data.paths import image_root_for
+from phi3v_data.schema import Record
 from phi3v_train.data.collator import Phi3VDataCollator
+from phi3v_train.data.packing import batch_token_count
 from phi3v_train.data.prepare import PreparedData, prepare_data
-from phi3v_train.data.records import image_root_for, read_records
 from phi3v_train.errors import ConfigError
 from phi3v_train.evaluation import evaluate_records
 from phi3v_train.loading import BASE_FILE, BASE_MODEL_FOLDER, load_model, load_processor, quantized_copy
+from phi3v_train.model.packed_attention import use_packed_sdpa
 from phi3v_train.model.processing import Phi3VProcessor
 from phi3v_train.model.sizes import SIZE_NAMES
-from phi3v_train.training.callbacks import CheckpointExtras, LossHistory, RichProgress, TaskMetricDuringTraining
-from phi3v_train.training.config import RUN_CONFIG_FILE, TrainConfig, save_config
+from phi3v_train.training.callbacks import (
+    CheckpointExtras,
+    LossHistory,
+    RichProgress,
+    TaskMetricDuringTraining,
+    reporter_callbacks,
+)
+from phi3v_train.training.compile import compile_decoder_layers
+from phi3v_train.training.config import RUN_CONFIG_FILE, TrainConfig, save_config, training_args_of
+from phi3v_train.training.data_wait import DataWaitMonitor
+from phi3v_train.training.distributed import check_engine, describe, engine_of, prepare_distributed
+from phi3v_train.training.liger import apply_liger, liger_functions
 from phi3v_train.training.modes import apply_mode, parameter_group
-from phi3v_train.training.vision_guard import install_vision_guard
+from phi3v_train.training.sampling import SeededLengthGroupedSampler
+from phi3v_train.training.vision_guard import set_vision_every_forward
 
 logger = logging.getLogger("phi3v_train")
 
@@ -67,6 +82,7 @@ class TrainResult:
     eval_loss: float | None = None
     eval_metrics: dict[str, Any] | None = None
     eval_metrics_during_training: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    distributed: dict[str, Any] = field(default_factory=dict)  # distributed.engine_of: engine, zero_stage, world_size
 
     @property
     def first_loss(self) -> float | None:
@@ -154,21 +170,42 @@ class Phi3VTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.lengths = lengths
         self.group_lrs = group_lrs or {}
+        self.save_dtype: torch.dtype | None = None
         self._seen_images = 0
         self._seen_tokens = 0
         self._window_start = time.perf_counter()
 
-    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
-        """LoRA checkpoints hold the adapters (and --also-train modules) only: PEFT would otherwise copy the
-        untouched base ``lm_head`` and embeddings into every checkpoint, because ``lm_head`` is a target."""
-        plain = not (self.is_deepspeed_enabled or self.is_fsdp_enabled)
-        if not (plain and isinstance(self.model, PeftModel)):
-            super()._save(output_dir, state_dict)
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """LoRA checkpoints hold the adapters (and --also-train modules) only, under every engine: PEFT would
+        otherwise copy the untouched base ``lm_head`` and embeddings into every checkpoint, because ``lm_head``
+        is a target. The final full model (not the checkpoints, which resume from exact master weights) is
+        written in ``save_dtype``, the training dtype, rather than the fp32 master weights of mixed precision.
+
+        Checkpoints come here too: ``Trainer._save_checkpoint`` calls ``save_model(folder, _internal_call=True)``.
+        Runs on every rank: gathering sharded weights (ZeRO-3, FSDP) is a collective.
+        """
+        peft = isinstance(self.model, PeftModel)
+        cast = self.save_dtype if not (peft or _internal_call) else None
+        if not peft and cast is None:
+            super().save_model(output_dir, _internal_call)
             return
-        if self.args.should_save:
-            folder = output_dir if output_dir is not None else self.args.output_dir
+        state_dict = None
+        if self.is_deepspeed_enabled or self.is_fsdp_enabled:
+            state_dict = self.accelerator.get_state_dict(
+                self.model_wrapped if self.is_deepspeed_enabled else self.model
+            )
+        if not self.args.should_save:
+            return
+        folder = output_dir if output_dir is not None else self.args.output_dir
+        os.makedirs(folder, exist_ok=True)
+        if peft:
             self.model.save_pretrained(folder, state_dict=state_dict, save_embedding_layers=False)
-            torch.save(self.args, os.path.join(folder, TRAINING_ARGS_NAME))
+        else:
+            state_dict = self.model.state_dict() if state_dict is None else state_dict
+            state_dict = {**getattr(self.model, "carried_tensors", {}), **state_dict}  # the unbuilt CLIP layers too
+            typed = {key: value.to(cast) if value.is_floating_point() else value for key, value in state_dict.items()}
+            self.model.save_pretrained(folder, state_dict=typed)
+        torch.save(self.args, os.path.join(folder, TRAINING_ARGS_NAME))
 
     def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
         if not self.group_lrs or self.optimizer is not None:
@@ -188,15 +225,20 @@ class Phi3VTrainer(Trainer):
         self.optimizer = optimizer_cls(param_groups, lr=self.args.learning_rate, **optimizer_kwargs)
         return self.optimizer
 
-    def _get_train_sampler(self, train_dataset=None):
+    # Private, and kept: transformers 5.24 has no public way to give LengthGroupedSampler precomputed lengths
+    # for a torch Dataset (only a `datasets` column); `get_train_dataloader` would mean copying
+    # `_get_dataloader`. tests/training/test_trainer_hooks.py fails if the hook's name or signature changes.
+    def _get_train_sampler(self, train_dataset: Dataset | None = None) -> Sampler | None:
         if self.args.train_sampling_strategy == "group_by_length" and self.lengths is not None:
-            return LengthGroupedSampler(
-                self.args.train_batch_size * self.args.gradient_accumulation_steps, lengths=self.lengths
+            return SeededLengthGroupedSampler(
+                self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                lengths=self.lengths,
+                seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
             )
         return super()._get_train_sampler(train_dataset)
 
     def training_step(self, model, inputs, num_items_in_batch=None):
-        self._seen_tokens += int(inputs["attention_mask"].sum())
+        self._seen_tokens += batch_token_count(inputs)
         if "image_sizes" in inputs:
             self._seen_images += int(inputs["image_sizes"].shape[0])
         return super().training_step(model, inputs, num_items_in_batch)
@@ -213,42 +255,30 @@ class Phi3VTrainer(Trainer):
 
 
 def training_arguments(config: TrainConfig, precision: str, accumulation: int, has_eval: bool) -> TrainingArguments:
+    """The fields declaring ``training_args`` pass on as they are; the rest is derived from several fields."""
     saving = config.save_steps is not None
+    workers = config.workers if config.workers is not None else (4 if torch.cuda.is_available() else 0)
     return TrainingArguments(
+        **training_args_of(config),
         output_dir=str(config.output_dir),
-        per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=config.batch_size,
         gradient_accumulation_steps=accumulation,
-        num_train_epochs=config.epochs,
         max_steps=config.max_steps if config.max_steps is not None else -1,
-        learning_rate=config.learning_rate,
-        weight_decay=config.weight_decay,
-        adam_beta1=config.adam_beta1,
-        adam_beta2=config.adam_beta2,
-        adam_epsilon=config.adam_epsilon,
         optim="adamw_torch",
-        lr_scheduler_type=config.lr_scheduler,
-        warmup_steps=config.warmup_steps,
-        max_grad_norm=config.max_grad_norm,
         bf16=precision == "bf16",
         fp16=precision == "fp16",
         activation_checkpointing=config.gradient_checkpointing and config.mode != "qlora" and config.fsdp is None,
         activation_checkpointing_kwargs={"use_reentrant": False},
-        logging_steps=config.logging_steps,
         logging_first_step=True,
         save_strategy="steps" if saving else "no",
         save_steps=config.save_steps if saving else 500,
-        save_total_limit=config.save_total_limit,
         eval_strategy="steps" if has_eval and config.eval_steps else "no",
-        eval_steps=config.eval_steps,
-        seed=config.seed,
-        data_seed=config.seed,
-        dataloader_num_workers=config.workers
-        if config.workers is not None
-        else (4 if torch.cuda.is_available() else 0),
+        dataloader_num_workers=workers,
+        dataloader_persistent_workers=workers > 0,  # both need workers: torch and transformers refuse them
+        dataloader_prefetch_factor=config.prefetch if workers else None,
         remove_unused_columns=False,
         train_sampling_strategy="group_by_length" if config.group_by_length else "random",
-        report_to="none",
+        report_to="none",  # the reporters are built by reporter_callbacks, before training
+        load_best_model_at_end=config.metric_for_best is not None,
         disable_tqdm=True,
         ddp_find_unused_parameters=False,
         ddp_backend="gloo" if world_size() > 1 and not torch.cuda.is_available() else None,
@@ -299,11 +329,13 @@ def _write_run_files(folder: Path, config: TrainConfig, processor: Phi3VProcesso
         atomic_write_text(folder / BASE_FILE, json.dumps(info, indent=2) + "\n")
 
 
-def _eval_metrics(config: TrainConfig, model: nn.Module, processor: Phi3VProcessor) -> dict[str, Any]:
-    """The task metric per eval file, on the seeded ``eval_limit`` sample when one is set."""
+def _eval_metrics(
+    config: TrainConfig, model: nn.Module, processor: Phi3VProcessor, eval_records: list[list[Record]]
+) -> dict[str, Any]:
+    """The task metric per eval file (``eval_records``: each file's records, as prepared), on the seeded
+    ``eval_limit`` sample when one is set."""
     summaries = {}
-    for path in config.eval_files:
-        records = [item.record for item in read_records([path], config.image_root)]
+    for path, records in zip(config.eval_files, eval_records, strict=True):
         result = evaluate_records(
             model,
             processor,
@@ -323,21 +355,24 @@ def build_model_for_run(config: TrainConfig, precision: str, is_main: bool) -> n
     dtype = model_dtype(config, precision)
     quantization = "4bit" if config.mode == "qlora" else None
     if config.lora and config.model in SIZE_NAMES:
-        model = load_model(config.model, dtype=torch.float32, attn_implementation=config.attn, seed=config.seed)
+        with set_zero3_state():  # a preset's random weights are the same under ZeRO-3 (no zero.Init)
+            model = load_model(config.model, dtype=torch.float32, attn_implementation=config.attn, seed=config.seed)
         if is_main:
             model.save_pretrained(config.output_dir / BASE_MODEL_FOLDER)
         quantize = quantization is not None
         model = quantized_copy(model, config.double_quant, dtype, config.attn) if quantize else model.to(dtype)
     else:
-        model = load_model(
-            config.model,
-            dtype=dtype,
-            attn_implementation=config.attn,
-            quantization=quantization,
-            double_quant=config.double_quant,
-            compute_dtype=dtype,
-            seed=config.seed,
-        )
+        preset = set_zero3_state() if config.model in SIZE_NAMES else contextlib.nullcontext()
+        with preset:
+            model = load_model(
+                config.model,
+                dtype=dtype,
+                attn_implementation=config.attn,
+                quantization=quantization,
+                double_quant=config.double_quant,
+                compute_dtype=dtype,
+                seed=config.seed,
+            )
     model.config.use_cache = False
     set_seed(config.seed)  # LoRA's random init draws from the global generator
     return apply_mode(model, config)
@@ -360,7 +395,12 @@ def train(
     check_output_dir(config)
     checkpoint = resume_checkpoint(config)
     precision = resolve_precision(config.precision)
+    sharded = config.deepspeed is not None or config.fsdp is not None
+    if config.liger:
+        liger_functions(sharded)  # before the data and the model: no GPU, sharding or liger-kernel stops here
     is_main = int(os.environ.get("RANK", "0")) == 0
+    prepare_distributed(config)
+    reporters = reporter_callbacks(config.report_to, config.output_dir / LOGS_FOLDER)
 
     processor = load_processor(config.model, tokenizer=config.tokenizer, num_crops=config.num_crops)
     if prepared is None:
@@ -381,18 +421,27 @@ def train(
         save_config(resolved, config.output_dir)
 
     model = build_model_for_run(config, precision, is_main)
-    guard = vision_every_step(config, ranks)
-    if guard:
-        install_vision_guard(model)
+    set_vision_every_forward(model, vision_every_step(config, ranks))
+    if config.packing and config.attn == "sdpa":
+        use_packed_sdpa(model)
+    collator = Phi3VDataCollator(
+        pad_token_id=processor.tokenizer.pad_token_id,
+        packing=config.packing,
+        max_length=config.max_length,
+        single_row=config.attn == "flash_attention_2",
+    )
+    if config.liger:
+        first = collator([prepared.train[i] for i in range(min(config.batch_size, len(prepared.train)))])
+        unfused, fused = apply_liger(model, first, precision, args.device, sharded)
+        if is_main:
+            logger.info("--liger: first-batch loss %.6f fused, %.6f unfused", fused, unfused)
+    if config.compile:
+        compile_decoder_layers(model, config.mode)
 
     history = LossHistory()
-    task_metric = TaskMetricDuringTraining(lambda scored: _eval_metrics(config, scored, processor))
+    eval_records = prepared.eval_records
+    task_metric = TaskMetricDuringTraining(lambda scored: _eval_metrics(config, scored, processor, eval_records))
     periodic = [task_metric] if config.eval_metric is not None and config.eval_steps else []
-    tensorboard = []
-    if "tensorboard" in config.report_to:
-        board = TensorBoardCallback()
-        board.logging_dir = str(config.output_dir / LOGS_FOLDER)
-        tensorboard.append(board)
     group_lrs = {
         group: lr for group, lr in (("vision", config.vision_lr), ("projector", config.projector_lr)) if lr is not None
     }
@@ -401,12 +450,13 @@ def train(
         args=args,
         train_dataset=prepared.train,
         eval_dataset=prepared.eval,
-        data_collator=Phi3VDataCollator(pad_token_id=processor.tokenizer.pad_token_id, ensure_vision=guard),
+        data_collator=collator,
         callbacks=[
             history,
             RichProgress(),
             CheckpointExtras(lambda f: _write_run_files(f, resolved, processor)),
-            *tensorboard,
+            DataWaitMonitor(),
+            *reporters,
             *periodic,
             *(callbacks or []),
         ],
@@ -414,9 +464,15 @@ def train(
         group_lrs=group_lrs,
     )
     trainer.remove_callback(PrinterCallback)
+    engine = engine_of(trainer.accelerator)
+    check_engine(config, engine)
+    if is_main:
+        logger.info(describe(engine))
     started = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=checkpoint)
     runtime = time.perf_counter() - started
+    if config.mode == "full" and model_dtype(config, precision) != DTYPES[precision]:
+        trainer.save_dtype = DTYPES[precision]
     trainer.save_model(str(config.output_dir))
 
     eval_loss = None
@@ -426,7 +482,7 @@ def train(
         _write_run_files(config.output_dir, resolved, processor)
     metrics = None
     if config.eval_metric is not None and config.eval_files:
-        metrics = _eval_metrics(config, trainer.model, processor)  # every rank scores its shard
+        metrics = _eval_metrics(config, trainer.model, processor, eval_records)  # every rank scores its shard
         if is_main:
             atomic_write_text(config.output_dir / EVAL_METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
     result = TrainResult(
@@ -442,6 +498,7 @@ def train(
         eval_loss=eval_loss,
         eval_metrics=metrics,
         eval_metrics_during_training=task_metric.history,
+        distributed=engine,
     )
     if is_main:
         atomic_write_text(config.output_dir / RESULTS_FILE, json.dumps(asdict(result), indent=2) + "\n")

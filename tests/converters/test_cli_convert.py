@@ -23,13 +23,13 @@ def test_demo_commands(tmp_path: Path) -> None:
     runner = CliRunner()
     raw = tmp_path / "raw" / "UCF-101"
     assert runner.invoke(app, ["sample", "ucf101", str(raw)]).exit_code == 0
-    assert len(list(raw.glob("*/*.avi"))) == 24
+    assert len(list(raw.glob("*/*.avi"))) == 48
     result = runner.invoke(
         app, ["convert", "ucf101", str(raw), str(tmp_path / "data"), "--frames", "4", "--val-groups", "1"]
     )
     assert result.exit_code == 0, result.output
-    assert "12 train, 6 val, 6 test records" in result.output
-    assert len(read_jsonl(tmp_path / "data" / "ucf101_val.jsonl")) == 6
+    assert "24 train, 12 val, 12 test records" in result.output
+    assert len(read_jsonl(tmp_path / "data" / "ucf101_val.jsonl")) == 12
     validated = runner.invoke(app, ["validate", str(tmp_path / "data" / "ucf101_train.jsonl"), "--strict"])
     assert validated.exit_code == 0, validated.output
 

@@ -78,7 +78,8 @@ def test_official_json_layout(tmp_path: Path) -> None:
     assert summary.skipped == [
         {
             "item": "val/doc16",
-            "reason": f"missing document image documents/gone.png (looked beside {src / 'val_v1.0.json'} and in {src})",
+            "reason": f"missing document image documents/gone.png (looked beside {src / 'val_v1.0.json'}, in {src} "
+            "and in their spdocvqa_images/, documents/, images/ folders)",
         }
     ]
     records = read_jsonl(out / "docvqa_val.jsonl")
@@ -91,36 +92,25 @@ def test_official_json_layout(tmp_path: Path) -> None:
     assert_valid(*summary.files)
 
 
+def nielsr_row(question_id: str, image: bytes, query: dict[str, str], answers: list[str]) -> dict:
+    """A row of nielsr/docvqa_1200_examples: the query in several languages, one word box, no `answer`."""
+    return {
+        "id": question_id,
+        "image": {"bytes": image, "path": None},
+        "query": query,
+        "answers": answers,
+        "words": ["x"],
+        "bounding_boxes": [[0.0, 0.0, 1.0, 1.0]],
+        "answer": None,
+    }
+
+
 def test_nielsr_layout_dedupes_documents_by_content(tmp_path: Path) -> None:
     page, other = png((250, 250, 250)), png((10, 10, 10))
     rows = [
-        {
-            "id": "q1",
-            "image": {"bytes": page, "path": None},
-            "query": {"en": "What is it?", "de": "Was?"},
-            "answers": ["a form"],
-            "words": ["x"],
-            "bounding_boxes": [[0.0, 0.0, 1.0, 1.0]],
-            "answer": None,
-        },
-        {
-            "id": "q2",
-            "image": {"bytes": page, "path": None},
-            "query": {"en": "Which year?", "de": "Jahr?"},
-            "answers": ["1998", "98"],
-            "words": ["x"],
-            "bounding_boxes": [[0.0, 0.0, 1.0, 1.0]],
-            "answer": None,
-        },
-        {
-            "id": "q3",
-            "image": {"bytes": other, "path": None},
-            "query": {"en": "Colour?", "de": "Farbe?"},
-            "answers": ["black"],
-            "words": ["x"],
-            "bounding_boxes": [[0.0, 0.0, 1.0, 1.0]],
-            "answer": None,
-        },
+        nielsr_row("q1", page, {"en": "What is it?", "de": "Was?"}, ["a form"]),
+        nielsr_row("q2", page, {"en": "Which year?", "de": "Jahr?"}, ["1998", "98"]),
+        nielsr_row("q3", other, {"en": "Colour?", "de": "Farbe?"}, ["black"]),
     ]
     write_parquet(tmp_path / "src" / "data" / "train-00000-of-00001.parquet", rows)
     summary = run_conversion(DocVQAConverter(tmp_path / "src"), tmp_path / "out")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -16,6 +17,7 @@ from typer.testing import CliRunner
 
 from phi3v_data.cli.main import app
 from phi3v_data.converters import Ucf101Converter, run_conversion
+from phi3v_data.converters.base import OutputConflictError
 from phi3v_data.samples.ucf101 import read_index
 
 
@@ -38,7 +40,10 @@ def test_bad_clips_are_skipped_and_reported(ucf_copy: Path, tmp_path: Path) -> N
         "Archery/v_Archery_g08_c01.avi",
         "Archery/v_Archery_g15_c01.avi",
     ]
-    assert re.search(r"pyav: frames [\d, ]*37 could not be decoded", reasons["Archery/v_Archery_g08_c01.avi"])
+    assert re.fullmatch(
+        r"corrupt video: the header declares 50 frames, 2\d decode \(truncated or damaged file\)",
+        reasons["Archery/v_Archery_g08_c01.avi"],
+    )
     assert "cannot open" in reasons["ApplyEyeMakeup/v_ApplyEyeMakeup_g15_c01.avi"]
     assert "missing video" in reasons["Archery/v_Archery_g15_c01.avi"]
     assert summary.records == {"train": 6, "test": 3}
@@ -57,18 +62,31 @@ def test_truncated_clip_is_corrupt_for_decord_too(ucf_copy: Path, tmp_path: Path
     _damage(ucf_copy)
     summary = run_conversion(Ucf101Converter(ucf_copy, frames=4, classes=("Archery",), decoder="decord"), tmp_path)
     reasons = {entry["item"]: entry["reason"] for entry in summary.skipped}
-    assert re.search(r"decord finds \d\d frames, the header declares 50", reasons["Archery/v_Archery_g08_c01.avi"])
+    assert re.search(r"the header declares 50 frames, 2\d decode", reasons["Archery/v_Archery_g08_c01.avi"])
 
 
 def test_strict_exits_1_when_items_were_skipped(ucf_copy: Path, tmp_path: Path) -> None:
     _damage(ucf_copy)
-    args = ["convert", "ucf101", str(ucf_copy), str(tmp_path / "out"), "--frames", "4", "--classes", "Archery"]
-    lenient = CliRunner().invoke(app, args)
+    out = tmp_path / "out"
+    args = ["convert", "ucf101", str(ucf_copy), str(out), "--frames", "4", "--classes", "Archery"]
+    default = CliRunner().invoke(app, args)
+    assert default.exit_code == 1
+    assert "2 of 4 items (50.0%) were skipped, over --max-skip-fraction 0.01" in default.output
+    assert not (out / "ucf101_train.jsonl").exists()
+    assert json.loads((out / "convert_report.failed.json").read_text())["splits"] == {
+        "train": {"items": 3, "records": 1, "skipped": {"corrupt video": 1, "missing video": 1}},
+        "test": {"items": 1, "records": 1, "skipped": {}},
+    }
+    lenient = CliRunner().invoke(app, [*args, "--max-skip-fraction", "0.5"])
     assert lenient.exit_code == 0, lenient.output
     assert "skipped 2 bad items" in lenient.output
-    strict = CliRunner().invoke(app, [*args, "--strict"])
+    assert "train: 3 items read, 1 records, 2 skipped (corrupt video 1, missing video 1)" in lenient.output
+    assert len(read_jsonl(out / "ucf101_train.jsonl")) == 1
+    assert not (out / "convert_report.failed.json").exists()
+    strict = CliRunner().invoke(app, [*args, "--max-skip-fraction", "0.5", "--strict"])
     assert strict.exit_code == 1
     assert "Archery/v_Archery_g08_c01.avi" in strict.output
+    assert "2 items were skipped and --strict is set" in strict.output
 
 
 def test_interrupted_run_resumes_to_identical_output(
@@ -129,11 +147,17 @@ def test_rerunning_a_finished_conversion_changes_nothing(ucf_src: Path, tmp_path
     assert tree_bytes(out) == content
 
 
-def test_changed_options_discard_the_journal(ucf_src: Path, tmp_path: Path) -> None:
+def test_changed_options_are_refused_unless_overwrite(ucf_src: Path, tmp_path: Path) -> None:
     run_conversion(Ucf101Converter(ucf_src, frames=2), tmp_path)
-    summary = run_conversion(Ucf101Converter(ucf_src, frames=3), tmp_path)
+    before = tree_bytes(tmp_path)
+    with pytest.raises(OutputConflictError, match=r"holds a ucf101 conversion of .* \(different frames\)"):
+        run_conversion(Ucf101Converter(ucf_src, frames=3), tmp_path)
+    assert tree_bytes(tmp_path) == before
+    summary = run_conversion(Ucf101Converter(ucf_src, frames=3), tmp_path, overwrite=True)
     assert (summary.reused, summary.processed) == (0, 12)
     assert read_jsonl(tmp_path / "ucf101_test.jsonl")[0]["metadata"]["frame_indices"] == [0, 16, 33]
+    assert len(list(tmp_path.glob("images/*/*/*.jpg"))) == 12 * 3
+    assert len(list(tmp_path.glob(".convert_state.*"))) == 1
 
 
 def test_two_worker_processes_give_the_same_bytes(ucf_src: Path, tmp_path: Path) -> None:

@@ -21,13 +21,19 @@ def record(
     **extra: object,
 ) -> dict:
     """A one-turn record as a dict; ``images`` default to none (a text-only turn)."""
-    data: dict = {
-        "id": record_id,
-        "source": "test",
-        "conversations": [{"images": images or [], "user": user, "assistant": assistant}],
-    }
-    data.update(extra)
-    return data
+    return conversation(record_id, {"images": images or [], "user": user, "assistant": assistant}, **extra)
+
+
+def turn(user: str, assistant: str, images: list[str] | None = None) -> dict:
+    """One turn as a dict; without ``images`` the key is left out."""
+    return (
+        {"images": images, "user": user, "assistant": assistant} if images else {"user": user, "assistant": assistant}
+    )
+
+
+def conversation(record_id: str, *turns: dict, **extra: object) -> dict:
+    """A record of ``turns`` as a dict; ``extra`` adds top-level keys (e.g. ``metadata``)."""
+    return {"id": record_id, "source": "test", "conversations": list(turns), **extra}
 
 
 def write_lines(path: Path, lines: list[dict | str | bytes]) -> Path:

@@ -74,3 +74,44 @@ def test_nothing_measurable(dataset: Path) -> None:
     console = Console(record=True, width=200)
     print_stats(stats, console)
     assert "1 records have a bad image or bad tags" in console.export_text()
+
+
+@pytest.fixture
+def classification_sets(dataset: Path) -> Path:
+    answers = [("hateful_memes", "yes")] * 2 + [("hateful_memes", "no")] * 2 + [("hateful_memes", " Yes ")]
+    answers += [("Hateful-Memes", "no"), ("nlvr2", "True"), ("nlvr2", "True"), ("nlvr2", "maybe")]
+    answers += [("docvqa", "42"), ("docvqa", "42"), ("test", "yes")]
+    lines = [record(f"r{i}", source=source, assistant=answer) for i, (source, answer) in enumerate(answers)]
+    return write_lines(dataset / "d.jsonl", lines)
+
+
+def test_class_balance_per_classification_source(classification_sets: Path) -> None:
+    stats, _ = compute_stats(classification_sets)
+    assert stats.sources == {"Hateful-Memes": 1, "docvqa": 2, "hateful_memes": 5, "nlvr2": 3, "test": 1}
+    # Aliases count under the canonical source; registered labels come first (zeros kept), then the others.
+    assert [(b.source, b.records, b.counts) for b in stats.class_balance] == [
+        ("hateful_memes", 6, {"no": 3, "yes": 2, "Yes": 1}),
+        ("nlvr2", 3, {"False": 0, "True": 2, "maybe": 1}),
+    ]
+    assert stats.class_balance[0].shares == {"no": 0.5, "yes": 2 / 6, "Yes": 1 / 6}
+    assert stats.model_dump()["class_balance"][1]["shares"] == {"False": 0.0, "True": 2 / 3, "maybe": 1 / 3}
+
+
+def test_class_balance_text_output(classification_sets: Path) -> None:
+    stats, _ = compute_stats(classification_sets)
+    console = Console(record=True, width=200)
+    print_stats(stats, console)
+    text = console.export_text()
+    assert "Class balance of hateful_memes (6 records)" in text
+    assert "Class balance of nlvr2 (3 records)" in text
+    rows = [line.split() for line in text.split("Class balance of nlvr2")[1].splitlines() if line.startswith("│")]
+    assert rows == [
+        ["│", "False", "│", "0", "│", "0.0%", "│"],
+        ["│", "True", "│", "2", "│", "66.7%", "│"],
+        ["│", "maybe", "│", "1", "│", "33.3%", "│"],
+    ]
+
+
+def test_no_class_balance_without_classification_sets(tall_and_square: Path) -> None:
+    stats, _ = compute_stats(tall_and_square)
+    assert stats.class_balance == []

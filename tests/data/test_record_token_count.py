@@ -5,16 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from recordkit import conversation, record, turn
 
 from phi3v_data.errors import Phi3vDataError
 from phi3v_data.schema import Record
 from phi3v_data.token_count import TokenizerCounter, estimate_text_tokens, record_token_count, text_counter
 
 
-def one_turn(images: list[str], user: str = "What is shown?", assistant: str = "Yes") -> Record:
-    return Record.model_validate(
-        {"id": "r", "source": "s", "conversations": [{"images": images, "user": user, "assistant": assistant}]}
-    )
+def one_turn(images: list[str], **texts: str) -> Record:
+    return Record.model_validate(record("r", images, **texts))
 
 
 def test_exact_count_single_image(reference_dir: Path) -> None:
@@ -29,26 +28,17 @@ def test_exact_count_adjacent_images(reference_dir: Path) -> None:
     counter = TokenizerCounter(reference_dir)
     # Two untagged images: '<|user|>\n' 4, image 1, the empty chunk between the tags [1], image 2,
     # '\nQ?<|end|>\n<|assistant|>\n' 9 ids with BOS (SPEC 4), then the answer 5.
-    record = one_turn(["a.jpg", "b.jpg"], user="Q?")
-    assert record_token_count(record, [(336, 336), (336, 336)], 1, counter) == 4 + 313 + 1 + 313 + 9 + 5
+    two_images = one_turn(["a.jpg", "b.jpg"], user="Q?")
+    assert record_token_count(two_images, [(336, 336), (336, 336)], 1, counter) == 4 + 313 + 1 + 313 + 9 + 5
 
 
 def test_exact_count_text_only_multi_turn(reference_dir: Path) -> None:
     counter = TokenizerCounter(reference_dir)
-    record = Record.model_validate(
-        {
-            "id": "r",
-            "source": "s",
-            "conversations": [
-                {"user": "What is shown?", "assistant": "Yes"},
-                {"user": "What is shown?", "assistant": "Yes"},
-            ],
-        }
-    )
-    # Without images each turn's prompt is one chunk, from the SPEC 4 ids: [1, 32010, 29871, 13] then
+    two_turns = Record.model_validate(conversation("r", turn("What is shown?", "Yes"), turn("What is shown?", "Yes")))
+    # Without images the whole conversation is one chunk, from the SPEC 4 ids: [1, 32010, 29871, 13] then
     # 'What is shown?<|end|>\n<|assistant|>' as [5618, 338, 4318, 29973, 32007, 29871, 13, 32001]: 12 ids;
-    # then the answer (5). Two turns.
-    assert record_token_count(record, [], 16, counter) == 2 * (12 + 5)
+    # the first answer 'Yes<|end|>\n' (4), the second prompt without BOS (11), the final answer (5).
+    assert record_token_count(two_turns, [], 16, counter) == 12 + 4 + 11 + 5
 
 
 @pytest.mark.parametrize(

@@ -8,20 +8,16 @@ from pathlib import Path
 
 import pytest
 from PIL import Image, ImageFile
-from recordkit import png_header_only, record, write_lines
+from recordkit import conversation, png_header_only, record, turn, write_lines
 
 from phi3v_data import image_check
 from phi3v_data import validate as validate_module
 from phi3v_data.errors import UnsafePathError
 from phi3v_data.image_check import ImageChecker
+from phi3v_data.paths import default_image_root, resolve_image_path, unsafe_path_reason
 from phi3v_data.schema import Record
 from phi3v_data.token_count import estimate_text_tokens, record_token_count
-from phi3v_data.validate import (
-    default_image_root,
-    resolve_image_path,
-    unsafe_path_reason,
-    validate_files,
-)
+from phi3v_data.validate import validate_files
 
 
 def codes(report) -> list[tuple[int, str]]:
@@ -79,24 +75,14 @@ def test_every_code_at_its_line(dataset: Path) -> None:
 
 
 def test_valid_records_of_every_shape(dataset: Path) -> None:
-    multi_turn = {
-        "id": "mt",
-        "source": "test",
-        "conversations": [
-            {"images": ["a.jpg", "b.png"], "user": "<|image_1|><|image_2|>\nCompare them.", "assistant": "Same."},
-            {"user": "Which is bigger?", "assistant": "The first."},
-            {"images": ["c.jpg"], "user": "And <|image_3|>?", "assistant": "Square."},
-        ],
-        "metadata": {"answers": ["Same."]},
-    }
-    untagged = {
-        "id": "untagged",
-        "source": "test",
-        "conversations": [
-            {"images": ["a.jpg"], "user": "First?", "assistant": "A."},
-            {"images": ["b.png", "c.jpg"], "user": "Then?", "assistant": "B."},
-        ],
-    }
+    multi_turn = conversation(
+        "mt",
+        turn("<|image_1|><|image_2|>\nCompare them.", "Same.", ["a.jpg", "b.png"]),
+        turn("Which is bigger?", "The first."),
+        turn("And <|image_3|>?", "Square.", ["c.jpg"]),
+        metadata={"answers": ["Same."]},
+    )
+    untagged = conversation("untagged", turn("First?", "A.", ["a.jpg"]), turn("Then?", "B.", ["b.png", "c.jpg"]))
     path = write_lines(dataset / "d.jsonl", [multi_turn, untagged, record("text", images=[])])
     report = validate_files([path])
     assert report.problems == []
@@ -121,6 +107,18 @@ def test_tags_numbered_globally(dataset: Path, turns: list[tuple[str, int]], mes
     report = validate_files([path])
     assert codes(report) == [(2, "image_tag_mismatch")]
     assert report.problems[0].message.startswith(message)
+
+
+def test_valid_records_are_handed_on_with_their_image_sizes(dataset: Path) -> None:
+    first = write_lines(dataset / "a.jsonl", [record("a1", ["a.jpg", "tall.png"]), record("a2", ["nope.jpg"])])
+    second = write_lines(dataset / "b.jsonl", ["{bad", record("b1"), record("b2", ["b.png"], split="x")])
+    seen = []
+    report = validate_files(
+        [first, second],
+        on_valid=lambda index, entry: seen.append((index, entry.line, entry.record.id, entry.image_sizes)),
+    )
+    assert (report.records, report.valid) == (5, 3)
+    assert seen == [(0, 1, "a1", [(320, 240), (200, 1000)]), (1, 2, "b1", []), (1, 3, "b2", [(100, 50)])]
 
 
 @pytest.mark.parametrize(
@@ -216,25 +214,19 @@ def test_no_check_images(dataset: Path) -> None:
 
 
 def test_too_long_counts_the_whole_conversation(dataset: Path) -> None:
-    line = {
-        "id": "long",
-        "source": "test",
-        "conversations": [
-            {"images": ["a.jpg", "tall.png"], "user": "Compare.", "assistant": "Same."},
-            {"user": "Sure?", "assistant": "Yes."},
-        ],
-    }
+    line = conversation("long", turn("Compare.", "Same.", ["a.jpg", "tall.png"]), turn("Sure?", "Yes."))
     path = write_lines(dataset / "d.jsonl", [line])
     total = record_token_count(Record.model_validate(line), [(320, 240), (200, 1000)], 4, estimate_text_tokens)
-    # 757 + 781 image tokens at num_crops=4. Estimated text, one BOS per chunk: turn 1 has the chunks
+    # 757 + 781 image tokens at num_crops=4. Estimated text, BOS where a chunk starts: turn 1 has the chunks
     # "<|user|>\n" 3+1, "" 0+1 (between the two tags), "\nCompare.<|end|>\n<|assistant|>\n" 11+1 and the
-    # answer "Same.<|end|>\n<|endoftext|>" 6; turn 2 has one prompt chunk 11+1 and the answer 6: 41.
-    assert total == 757 + 781 + 41
+    # earlier answer "Same.<|end|>\n" 5; turn 2 continues that chunk, "<|user|>\nSure?<|end|>\n<|assistant|>\n"
+    # 11 without BOS, and ends with the final answer "Yes.<|end|>\n<|endoftext|>" 6: 39.
+    assert total == 757 + 781 + 39
     assert codes(validate_files([path], max_length=total, num_crops=4)) == []
     report = validate_files([path], max_length=total - 1, num_crops=4)
     assert codes(report) == [(1, "too_long")]
     assert report.problems[0].message == (
-        f"{total:,} tokens (text 41, images 1,538) at num_crops=4 > {total - 1:,}; fits at --num-crops 2 (823 tokens)"
+        f"{total:,} tokens (text 39, images 1,538) at num_crops=4 > {total - 1:,}; fits at --num-crops 2 (821 tokens)"
     )
     text_only = write_lines(dataset / "t.jsonl", [record("t", user="word " * 100), record("i", ["a.jpg"])])
     assert codes(validate_files([text_only], max_length=50, check_images=False)) == [(1, "too_long")]

@@ -11,6 +11,7 @@ from pathlib import Path
 from phi3v_data.schema import Record
 from phi3v_train.evaluation import evaluate as evaluate_module
 from phi3v_train.evaluation import evaluate_records
+from phi3v_train.evaluation.generation import equal_shard
 
 
 def records() -> list[Record]:
@@ -31,22 +32,23 @@ def test_ranks_evaluate_strided_shards_and_share_the_gathered_result(tiny_model,
 
     def recording(model, proc, shard, **kwargs):
         shards[current["rank"]] = [index for index, _ in shard]
-        rows_of_rank[current["rank"]] = original(model, proc, shard, **kwargs)
-        return rows_of_rank[current["rank"]]
+        return original(model, proc, shard, **kwargs)
+
+    def gather(rows, world_size):
+        rows_of_rank[current["rank"]] = rows
+        return [row for r in range(world_size) for row in rows_of_rank.get(r, [])]
 
     monkeypatch.setattr(evaluate_module, "_predict_shard", recording)
     monkeypatch.setattr(evaluate_module, "_distributed", lambda: (current["rank"], 2))
+    monkeypatch.setattr(evaluate_module, "_gather", gather)
     results = []
     for rank in (1, 0):
         current["rank"] = rank
-        monkeypatch.setattr(
-            evaluate_module,
-            "_gather",
-            lambda rows, world_size: [row for r in range(world_size) for row in rows_of_rank.get(r, [])],
-        )
         results.append(evaluate_records(tiny_model, processor, records(), image_root=Path(), max_new_tokens=3))
 
-    assert shards == {0: [0, 2, 4], 1: [1, 3]}
+    # equal shards (rank 1 repeats its first record), and the repeat is dropped before the gather
+    assert shards == {0: [0, 2, 4], 1: [1, 3, 1]}
+    assert {rank: [row["index"] for row in rows] for rank, rows in rows_of_rank.items()} == {0: [0, 2, 4], 1: [1, 3]}
     assert results[1].predictions == single.predictions
     assert results[1].summary == single.summary
     assert [p["id"] for p in single.predictions] == ["q0", "q1", "q2", "q3", "q4"]
@@ -58,3 +60,10 @@ def test_windows_and_batch_size_do_not_change_predictions(tiny_model, processor)
     large = evaluate_records(tiny_model, processor, records(), image_root=Path(), max_new_tokens=3, batch_size=8)
     assert small.predictions == large.predictions
     assert len({p["prediction"] for p in large.predictions}) == 5
+
+
+def test_equal_shards_pad_with_repeats():
+    assert [equal_shard(list("abcde"), rank, 2) for rank in (0, 1)] == [(list("ace"), 0), (list("bdb"), 1)]
+    assert [equal_shard(["a"], rank, 3) for rank in (0, 1, 2)] == [(["a"], 0), (["a"], 1), (["a"], 1)]
+    assert equal_shard(list("abcd"), 1, 2) == (list("bd"), 0)
+    assert equal_shard([], 0, 2) == ([], 0)

@@ -8,9 +8,9 @@ from typer.testing import CliRunner
 
 import phi3v_train
 from phi3v_train.cli.main import app
+from phi3v_train.data.records import load_records
 from phi3v_train.evaluation import evaluate_records
 from phi3v_train.evaluation.predict import answer_prompt
-from phi3v_train.evaluation.records import load_records
 from phi3v_train.loading import load_model_and_processor
 from phi3v_train.model.processing import Phi3VProcessor
 from phi3v_train.training.config import load_config

@@ -12,6 +12,8 @@ import re
 import pytest
 
 from phi3v_data.schema import Record
+from phi3v_train.data.image_loading import load_images
+from phi3v_train.data.records import load_records
 from phi3v_train.errors import ConfigError, DataError
 from phi3v_train.evaluation import evaluate as evaluate_module
 from phi3v_train.evaluation.evaluate import (
@@ -19,9 +21,8 @@ from phi3v_train.evaluation.evaluate import (
     label_set,
     positive_index,
     resolve_metrics,
-    sample_indices,
+    subsample_indices,
 )
-from phi3v_train.evaluation.records import load_images, load_records
 
 
 def record(rid: str, source: str, answer: str, *, images: list[str] | None = None, **metadata) -> Record:
@@ -75,13 +76,13 @@ def test_label_set_and_positive_class() -> None:
         label_set(many, None)
 
 
-def test_sample_indices() -> None:
-    sample = sample_indices(50, 5, seed=3)
+def test_subsample_indices() -> None:
+    sample = subsample_indices(50, 5, seed=3)
     assert sample == sorted(sample) and len(set(sample)) == 5 and all(0 <= i < 50 for i in sample)
-    assert sample_indices(50, 5, seed=3) == sample
-    assert sample_indices(50, 5, seed=4) != sample
-    assert sample_indices(4, 10, seed=0) == [0, 1, 2, 3]
-    assert sample_indices(4, None, seed=0) == [0, 1, 2, 3]
+    assert subsample_indices(50, 5, seed=3) == sample
+    assert subsample_indices(50, 5, seed=4) != sample
+    assert subsample_indices(4, 10, seed=0) == [0, 1, 2, 3]
+    assert subsample_indices(4, None, seed=0) == [0, 1, 2, 3]
 
 
 def test_hateful_memes_auroc_f1_accuracy(tiny_model, processor, fixed_model, tmp_path, solid) -> None:
@@ -125,11 +126,19 @@ def test_docvqa_anls_uses_metadata_answers(tiny_model, processor, fixed_model) -
     answers.update({"d1": "1985", "d2": "paris."})
     result = evaluate_records(tiny_model, processor, records, image_root=".")
     assert result.summary["metrics"] == ["anls"]
-    assert result.summary["anls"] == pytest.approx((0.75 + 0.8) / 2)
+    assert result.summary["anls_definition"] == "standard"
+    # standard: "paris." vs "paris" is 1 edit over 6 characters
+    assert result.summary["anls"] == pytest.approx((0.75 + 5 / 6) / 2)
     assert "accuracy" not in result.summary and "auroc" not in result.summary
-    assert [p["score"] for p in result.predictions] == pytest.approx([0.75, 0.8])
+    assert [p["score"] for p in result.predictions] == pytest.approx([0.75, 5 / 6])
     assert result.predictions[0]["answers"] == ["1984", "the year 1984"]
     assert result.predictions[1]["answers"] == ["Paris"]
+    # recipe: the dot goes, the case stays: "paris" vs "Paris" is 1 edit over 5
+    recipe = evaluate_records(tiny_model, processor, records, image_root=".", anls="recipe")
+    assert recipe.summary["anls_definition"] == "recipe"
+    assert [p["score"] for p in recipe.predictions] == pytest.approx([0.75, 0.8])
+    with pytest.raises(ConfigError, match="standard, recipe"):
+        evaluate_records(tiny_model, processor, records, image_root=".", anls="lmms")
 
 
 def test_constrained_answers_are_the_most_probable_label(tiny_model, processor, fixed_model) -> None:
@@ -153,7 +162,7 @@ def test_limit_evaluates_a_seeded_sample(tiny_model, processor, fixed_model) -> 
     records = [record(f"r{i}", "ucf101", "A") for i in range(6)]
     answers.update({f"r{i}": "A" if i % 2 else "B" for i in range(6)})
     result = evaluate_records(tiny_model, processor, records, image_root=".", limit=3, seed=1)
-    chosen = sample_indices(6, 3, seed=1)
+    chosen = subsample_indices(6, 3, seed=1)
     assert [p["id"] for p in result.predictions] == [f"r{i}" for i in chosen]
     assert result.summary["accuracy"] == pytest.approx(sum(i % 2 for i in chosen) / 3)
     assert result.summary["num_records"] == 3 and result.summary["num_available"] == 6

@@ -5,25 +5,13 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
+from reference.scoring import full_forward_score
 
 from phi3v_train.evaluation.predict import PromptTurn
 from phi3v_train.evaluation.scoring import candidate_token_ids, score_candidates, softmax
 from phi3v_train.model.processing import IGNORE_INDEX
 
 LABELS = ["Basketball", "BasketballDunk", "no", "A longer answer."]
-
-
-def full_forward_score(model, prompt, answer_ids: list[int]) -> float:
-    """Independent reference: one forward over prompt + answer, summing the answer tokens' log-probs."""
-    ids = torch.tensor([list(prompt.input_ids) + answer_ids])
-    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
-    if prompt.pixel_values is not None:
-        inputs |= {"pixel_values": prompt.pixel_values, "image_sizes": prompt.image_sizes}
-    with torch.no_grad():
-        log_probs = torch.log_softmax(model(**inputs).logits[0].float(), dim=-1)
-    start = len(prompt.input_ids)
-    return sum(log_probs[start + i - 1, token].item() for i, token in enumerate(answer_ids))
 
 
 def test_candidate_tokens_are_the_training_answer_up_to_end(processor) -> None:

@@ -32,6 +32,8 @@ def _hub_keys(num_lm_layers: int, num_clip_layers: int) -> set[str]:
         CLIP + "embeddings.position_embedding.weight",
         CLIP + "pre_layrnorm.weight",
         CLIP + "pre_layrnorm.bias",
+        CLIP + "post_layernorm.weight",
+        CLIP + "post_layernorm.bias",
     }
     for n in range(num_clip_layers):
         for name in (
@@ -66,7 +68,8 @@ def _logits(model: Phi3VForCausalLM, inputs: dict[str, torch.Tensor]) -> torch.T
 
 def _as_hub_checkpoint(folder, *, with_wte: bool) -> None:
     """Rewrite a saved tiny model as the hub ships it: hub config.json (auto_map, flash-attn request,
-    su rope) and the CLIP keys this model drops (last layer, post-norm), optionally the wte alias."""
+    su rope), values of its own in the CLIP tensors this model does not run (last layer, post-norm),
+    optionally the wte alias."""
     config = json.loads((folder / "config.json").read_text())
     config.pop("rope_parameters")
     config.update(auto_map=HUB_AUTO_MAP, _attn_implementation="flash_attention_2", torch_dtype="float32")
@@ -85,7 +88,7 @@ def _as_hub_checkpoint(folder, *, with_wte: bool) -> None:
 def test_save_writes_exactly_the_hub_layout(tiny_model, tmp_path):
     tiny_model.save_pretrained(tmp_path)
     saved = load_file(tmp_path / "model.safetensors")
-    assert set(saved) == _hub_keys(num_lm_layers=2, num_clip_layers=2)
+    assert set(saved) == _hub_keys(num_lm_layers=2, num_clip_layers=3)
     assert saved[VISION + "glb_GN"].shape == (1, 1, 128)
     assert saved[VISION + "sub_GN"].shape == (1, 1, 1, 128)
     assert saved["model.layers.0.self_attn.qkv_proj.weight"].shape == (3 * 64, 64)
@@ -114,7 +117,14 @@ def test_hub_layout_loads_with_or_without_the_wte_alias(tiny_model, tmp_path, wi
     assert torch.equal(_logits(tiny_model.eval(), inputs), _logits(reloaded.eval(), inputs))
     resaved = tmp_path / "resaved"
     reloaded.save_pretrained(resaved)
-    assert set(load_file(resaved / "model.safetensors")) == _hub_keys(num_lm_layers=2, num_clip_layers=2)
+    source, carried = load_file(tmp_path / "model.safetensors"), load_file(resaved / "model.safetensors")
+    assert set(carried) == _hub_keys(num_lm_layers=2, num_clip_layers=3)
+    unused = [k for k in source if k.startswith((CLIP + "post_layernorm.", CLIP + "encoder.layers.2."))]
+    assert len(unused) == 18
+    for key in unused:
+        assert torch.equal(carried[key], source[key]), key
+    trainable = {name for name, _ in reloaded.named_parameters()}
+    assert not trainable & {"model." + k.removeprefix("model.") for k in unused}
 
 
 def test_auto_classes_load_the_hub_config_without_remote_code(tiny_model, tmp_path):

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from reference.hd_transform import reference_pixel_values
 
 from phi3v_train.model.image_processing import CLIP_MEAN, CLIP_STD, Phi3VImageProcessor
 
@@ -46,41 +47,6 @@ SPEC_TABLE = {
     (500, 375, 4): (672, 672, 757),
     (500, 375, 16): (1008, 1344, 1921),
 }
-
-
-def reference_hd_transform(image: Image.Image, num_crops: int) -> torch.Tensor:
-    """The hub's steps one by one: PIL transpose, scale search, PIL bilinear resize, white pad, ToTensor, Normalize."""
-    image = image.convert("RGB")
-    transposed = image.width < image.height
-    if transposed:
-        image = image.transpose(Image.Transpose.TRANSPOSE)
-    width, height = image.size
-    ratio = width / height
-    scale = 1
-    while scale * np.ceil(scale / ratio) <= num_crops:
-        scale += 1
-    scale -= 1
-    new_w = int(scale * 336)
-    new_h = int(new_w / ratio)
-    image = image.resize((new_w, new_h), Image.Resampling.BILINEAR)
-    target = int(np.ceil(new_h / 336) * 336)
-    canvas = Image.new("RGB", (new_w, target), (255, 255, 255))
-    canvas.paste(image, (0, int((target - new_h) / 2)))
-    if transposed:
-        canvas = canvas.transpose(Image.Transpose.TRANSPOSE)
-    tensor = torch.from_numpy(np.array(canvas)).permute(2, 0, 1).contiguous().to(torch.float32).div(255)
-    mean = torch.tensor(CLIP_MEAN)[:, None, None]
-    std = torch.tensor(CLIP_STD)[:, None, None]
-    return tensor.sub_(mean).div_(std)
-
-
-def reference_pixel_values(image: Image.Image, num_crops: int) -> torch.Tensor:
-    hd = reference_hd_transform(image, num_crops)
-    h, w = hd.shape[1:]
-    global_view = F.interpolate(hd.unsqueeze(0), size=(336, 336), mode="bicubic")
-    crops = hd.reshape(1, 3, h // 336, 336, w // 336, 336).permute(0, 2, 4, 1, 3, 5).reshape(-1, 3, 336, 336)
-    stacked = torch.cat([global_view, crops])
-    return torch.cat([stacked, torch.zeros(num_crops + 1 - len(stacked), 3, 336, 336)])
 
 
 @pytest.mark.parametrize(("width", "height", "num_crops"), list(SPEC_TABLE))
@@ -234,9 +200,9 @@ def test_rejects_bad_inputs(make_image: Callable[..., Image.Image]) -> None:
         Phi3VImageProcessor()([np.zeros((10, 10, 3), dtype=np.uint8)])
     with pytest.raises(ValueError, match="too elongated"):
         Phi3VImageProcessor(num_crops=1)([Image.new("RGB", (400, 1))])
-    with pytest.raises(ValueError, match="return_tensors must be 'pt'"):
-        Phi3VImageProcessor()([make_image(10, 10)], return_tensors="np")
-    with pytest.raises(ValueError, match="num_crops must be at least 1"):
+    with pytest.raises(ValueError, match="return_tensors must be 'pt' or 'np', got 'jax'"):
+        Phi3VImageProcessor()([make_image(10, 10)], return_tensors="jax")
+    with pytest.raises(ValueError, match="num_crops must be an integer of at least 1, got 0"):
         Phi3VImageProcessor(num_crops=0)
     with pytest.raises(ValueError, match="num_img_tokens must be 144"):
         Phi3VImageProcessor(num_img_tokens=100)

@@ -85,8 +85,10 @@ def test_invalid_arguments(tiny: Phi3VProcessor) -> None:
         tiny(["a", "b"], padding_side="middle")
     with pytest.raises(ValueError, match="non-empty list"):
         tiny([])
-    with pytest.raises(ValueError, match="return_tensors"):
-        tiny("a", return_tensors="np")
+    with pytest.raises(ValueError, match="return_tensors must be 'pt', 'np' or None, got 'jax'"):
+        tiny("a", return_tensors="jax")
+    with pytest.raises(ValueError, match="padding='max_length' needs max_length"):
+        tiny("a", padding="max_length")
 
 
 def test_encode_conversation_checks_tags_and_images(
@@ -132,7 +134,10 @@ def test_save_and_load_keeps_num_crops_and_template(
     assert "auto_map" not in tokenizer_config
     assert (tmp_path / "chat_template.jinja").read_text() == CHAT_TEMPLATE
     assert json.loads((tmp_path / "preprocessor_config.json").read_text())["num_crops"] == 16
-    assert json.loads((tmp_path / "processor_config.json").read_text()) == {"processor_class": "Phi3VProcessor"}
+    assert json.loads((tmp_path / "processor_config.json").read_text()) == {
+        "num_crops": 16,
+        "processor_class": "Phi3VProcessor",
+    }
 
     loaded = Phi3VProcessor.from_pretrained(tmp_path)
     assert loaded.num_crops == 16

@@ -5,15 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import pytest
 import torch
 from PIL import Image
 
+from phi3v_data.prompt import tagged_user_text
 from phi3v_train.model.processing import Phi3VProcessor
 
 USER = [1, 32010, 29871, 13]
 QUESTION_WHAT = [1, 29871, 13, 5618, 338, 4318, 29973, 32007, 29871, 13, 32001]
 QUESTION_Q = [1, 29871, 13, 29984, 29973, 32007, 29871, 13, 32001]
 ANSWER_YES = [3869, 32007, 29871, 13, 32000]
+ANSWER_YES_THEN_USER = [3869, 32007, 29871, 13]
+USER_CONTINUED = [32010, 29871, 13]
 
 
 @dataclass
@@ -88,15 +92,66 @@ def test_multi_turn_conversation_numbers_images_globally(
     ]
     images = [make_image(336, 336), make_image(200, 1000)]  # 757 and 781 tokens
     encoded = real_processor.encode_conversation(turns, images)
-    first = USER + [-1] * 757 + QUESTION_WHAT + ANSWER_YES
-    second = USER + [-2] * 781 + QUESTION_Q + ANSWER_YES
+    first = USER + [-1] * 757 + QUESTION_WHAT + ANSWER_YES_THEN_USER
+    second = USER_CONTINUED + [-2] * 781 + QUESTION_Q + ANSWER_YES
     assert encoded.input_ids == first + second
     masked = [-100] * (len(USER) + 757 + len(QUESTION_WHAT))
-    masked_2 = [-100] * (len(USER) + 781 + len(QUESTION_Q))
-    assert encoded.labels == masked + ANSWER_YES + masked_2 + ANSWER_YES
+    masked_2 = [-100] * (len(USER_CONTINUED) + 781 + len(QUESTION_Q))
+    assert encoded.labels == masked + ANSWER_YES_THEN_USER + masked_2 + ANSWER_YES
     assert encoded.num_image_tokens == [757, 781]
     generation = real_processor.encode_conversation(turns, images, for_generation=True)
     assert generation.input_ids == first + second[: -len(ANSWER_YES)]
+
+
+def _messages(turns: list[Turn]) -> list[dict[str, str]]:
+    messages = []
+    number = 1
+    for turn in turns[:-1]:
+        messages.append({"role": "user", "content": tagged_user_text(turn.user, number, len(turn.images))})
+        messages.append({"role": "assistant", "content": turn.assistant})
+        number += len(turn.images)
+    last = turns[-1]
+    return [*messages, {"role": "user", "content": tagged_user_text(last.user, number, len(last.images))}]
+
+
+GOLDEN_CONVERSATIONS = {
+    "one turn, one image": [Turn("What is shown?", "A cat.", ["a"])],
+    "one turn, text only": [Turn("Say hi", "Hi!")],
+    "two turns, two images": [Turn("What is shown?", "Yes", ["a"]), Turn("<|image_2|>\nQ?", "No.", ["b"])],
+    "three turns, images in the first and last": [
+        Turn("Compare", " Left is larger.", ["a", "b"]),
+        Turn("Why?", "\nBecause of the size."),
+        Turn("And this one?", "Same.", ["c"]),
+    ],
+    "two turns, no images": [Turn("Hi", "Hello"), Turn("Bye", "  Bye!")],
+}
+
+
+@pytest.mark.parametrize("name", list(GOLDEN_CONVERSATIONS))
+def test_training_tokens_are_the_served_prompt_then_the_final_answer(
+    real_processor: Phi3VProcessor, make_image: Callable[..., Image.Image], name: str
+) -> None:
+    turns = GOLDEN_CONVERSATIONS[name]
+    images = [make_image(320 + 16 * i, 240, seed=i) for i in range(sum(len(t.images) for t in turns))]
+    served_prompt = real_processor.apply_chat_template(_messages(turns), add_generation_prompt=True)
+    served = real_processor(served_prompt, images or None)["input_ids"][0].tolist()
+    final_answer = real_processor.tokenizer(turns[-1].assistant + "<|end|>\n<|endoftext|>", add_special_tokens=False)
+    trained = real_processor.encode_conversation(turns, images)
+    assert trained.input_ids == served + final_answer["input_ids"]
+    assert real_processor.encode_conversation(turns, images, for_generation=True).input_ids == served
+    trained_positions = [i for i, label in enumerate(trained.labels) if label != -100]
+    assert [trained.input_ids[i] for i in trained_positions] == [trained.labels[i] for i in trained_positions]
+    assert trained.labels[-len(final_answer["input_ids"]) :] == final_answer["input_ids"]
+
+
+def test_single_turn_keeps_the_recipe_tokens(
+    real_processor: Phi3VProcessor, make_image: Callable[..., Image.Image]
+) -> None:
+    """The recipe: ``<s>`` + prompt through the processor, then answer + ``<|end|>\\n<|endoftext|>`` without BOS."""
+    image = make_image(640, 480)
+    encoded = real_processor.encode_conversation([Turn("What is shown?", "Yes", ["a"])], [image])
+    assert encoded.input_ids == USER + [-1] * 757 + QUESTION_WHAT + ANSWER_YES
+    assert encoded.labels == [-100] * (len(USER) + 757 + len(QUESTION_WHAT)) + ANSWER_YES
 
 
 def test_from_pretrained_num_crops_override(real_processor: Phi3VProcessor, reference_dir) -> None:

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from phi3v_train.data.collator import GUARD_PIXELS, GUARD_SIZES, Phi3VDataCollator
+from phi3v_train.data.collator import Phi3VDataCollator
 from phi3v_train.data.dataset import ConversationDataset
 from phi3v_train.data.lengths import record_length
 from phi3v_train.data.prepare import prepare_data
@@ -49,14 +49,16 @@ def test_multi_turn_multi_image_labels_with_the_real_tokenizer(reference_dir, mu
         + [-2] * IMAGE_TOKENS_1_CROP
         + [1, 29871, 13, 29984, 29973, 32007, 29871, 13, 32001]
     )
+    # the second turn continues the first one's chunk (no BOS), as the chat template renders it
     turn2_prompt = (
-        [1, 32010, 29871, 13]
+        [32010, 29871, 13]
         + [-3] * IMAGE_TOKENS_1_CROP
         + [1, 29871, 13, 5618, 338, 4318, 29973, 32007, 29871, 13, 32001]
     )
-    assert item["input_ids"] == turn1_prompt + YES + turn2_prompt + YES
+    yes_then_user = YES[:-1]
+    assert item["input_ids"] == turn1_prompt + yes_then_user + turn2_prompt + YES
     masked1, masked2 = [-100] * len(turn1_prompt), [-100] * len(turn2_prompt)
-    assert item["labels"] == masked1 + YES + masked2 + YES
+    assert item["labels"] == masked1 + yes_then_user + masked2 + YES
     assert item["pixel_values"].shape == (3, 2, 3, 336, 336)
     assert item["image_sizes"].tolist() == [[336, 336]] * 3
 
@@ -90,21 +92,16 @@ def test_padding_masks_and_image_order(colour_data):
         assert batch["input_ids"][row, length - 1] == 32000
         assert batch["attention_mask"][row, length - 1] == 1
         assert batch["labels"][row, length - 1] == 32000
-    assert torch.equal(batch["pixel_values"], torch.cat([red["pixel_values"], blue["pixel_values"]]))
+    # ragged crops: each image's 2 real crops (global view, then the 1x1 grid), image after image
+    assert torch.equal(batch["pixel_values"], torch.cat([red["pixel_values"], blue["pixel_values"]]).flatten(0, 1))
     assert batch["image_sizes"].tolist() == [[336, 336], [336, 336]]
     # the centre of the global view, red channel: 255 in the red image, 0 in the blue one (after normalising)
-    assert batch["pixel_values"][0, 0, 0, 168, 168] > 1.5 and batch["pixel_values"][1, 0, 0, 168, 168] < -1.5
-    assert GUARD_PIXELS not in batch
+    assert batch["pixel_values"][0, 0, 168, 168] > 1.5 and batch["pixel_values"][2, 0, 168, 168] < -1.5
 
 
-def test_text_only_batch_gets_a_dummy_image_only_when_asked(colour_data):
+def test_text_only_batch_carries_no_image(colour_data):
     dataset = ConversationDataset(read_records([colour_data]), tiny_processor(num_crops=1))
-    assert "pixel_values" not in Phi3VDataCollator()([dataset[3]])
-    guarded = Phi3VDataCollator(ensure_vision=True)([dataset[3]])
-    assert "pixel_values" not in guarded
-    assert guarded[GUARD_PIXELS].shape == (1, 2, 3, 336, 336) and not guarded[GUARD_PIXELS].any()
-    assert guarded[GUARD_SIZES].tolist() == [[336, 336]]
-    assert GUARD_PIXELS not in Phi3VDataCollator(ensure_vision=True)([dataset[0]])
+    assert set(Phi3VDataCollator()([dataset[3]])) == {"input_ids", "attention_mask", "labels"}
 
 
 def test_fully_masked_record_is_an_error():

@@ -5,24 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import TrainerCallback
+from stop_at_step import StopAt
 
 from phi3v_train.errors import ConfigError
 
 STEPS, HALF = 4, 2
 WEIGHTS = {"full": "model.safetensors", "lora": "adapter_model.safetensors", "qlora": "adapter_model.safetensors"}
-
-
-class StopAt(TrainerCallback):
-    """Stops training after `step` (the checkpoint of that step is written first), like a killed job."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            control.should_training_stop = True
-        return control
 
 
 @pytest.mark.parametrize("mode", ["lora", "full", "qlora"])

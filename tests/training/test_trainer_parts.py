@@ -24,26 +24,36 @@ from phi3v_train.training.trainer import (
     gradient_accumulation,
     training_arguments,
 )
-from phi3v_train.training.vision_guard import install_vision_guard
+from phi3v_train.training.vision_guard import set_vision_every_forward, vision_every_forward
 
 
-def test_text_only_batch_runs_the_vision_tower_with_zero_weight(colour_data):
+def test_text_only_batch_runs_the_vision_tower_with_zero_weight_in_the_image_place(colour_data, tmp_path, make_config):
     dataset = ConversationDataset(read_records([colour_data]), tiny_processor(num_crops=1))
-    plain = Phi3VDataCollator()([dataset[3]])
-    guarded = Phi3VDataCollator(ensure_vision=True)([dataset[3]])
-    model = build_model("tiny")
-    loss = model(**plain).loss
+    text_only = Phi3VDataCollator()([dataset[3]])
+    model = apply_mode(build_model("tiny"), make_config(colour_data, tmp_path / "o"))
+    loss = model(**text_only).loss
     loss.backward()
     assert all(p.grad is None for n, p in model.named_parameters() if parameter_group(n) == "vision")
 
     model.zero_grad(set_to_none=True)
-    install_vision_guard(model)
-    guarded_loss = model(**guarded).loss
+    calls: list[str] = []
+    for name in ("model.embed_tokens", "model.vision_embed_tokens", "model.layers.0"):
+        model.get_submodule("base_model.model." + name).register_forward_pre_hook(lambda *_, n=name: calls.append(n))
+    set_vision_every_forward(model, True)
+    guarded_loss = model(**text_only).loss
+    assert calls == ["model.embed_tokens", "model.vision_embed_tokens", "model.layers.0"]
     assert torch.equal(guarded_loss, loss)
     guarded_loss.backward()
-    for group in ("vision", "projector", "separators"):
-        grads = [p.grad for n, p in model.named_parameters() if parameter_group(n) == group]
+    for group in ("vision", "projector"):
+        grads = [p.grad for n, p in model.named_parameters() if parameter_group(n) == group and p.requires_grad]
         assert grads and all(g is not None and not g.any() for g in grads), group
+    with vision_every_forward(model, False):
+        calls.clear()
+        model(**text_only)
+        assert calls == ["model.embed_tokens", "model.layers.0"]
+    calls.clear()
+    model(**Phi3VDataCollator()([dataset[0]]))
+    assert calls == ["model.embed_tokens", "model.vision_embed_tokens", "model.layers.0"]
 
 
 def test_vision_and_projector_learning_rates(colour_data, tmp_path, make_config):
