@@ -11,7 +11,7 @@ free core per worker would give), and the converter's method over the recipe's a
 
     OMP_NUM_THREADS=1 python benchmarks/bench_convert.py --clips 8 --gop 12 --gop 250
     OMP_NUM_THREADS=1 python benchmarks/bench_convert.py --clips 300 --repeats 1 --seconds 2 --gop 300 --gop 12 \
-        --method baseline --method pyav --trials 3
+        --method baseline --method pyav --trials 9
 """
 
 from __future__ import annotations

@@ -15,13 +15,14 @@ import warnings
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from multiprocessing import get_all_start_methods, get_context
+from multiprocessing import get_context
 from typing import NamedTuple
 
 from PIL import Image
 
 from phi3v_data.errors import Phi3vDataError
 from phi3v_data.image_tokens import MAX_ASPECT_RATIO
+from phi3v_data.processes import THREAD_SAFE_START_METHOD
 
 MISSING = "missing_image"
 CORRUPT = "corrupt_image"
@@ -31,9 +32,6 @@ JPEG_END = b"\xff\xd9"
 # JPEG writers may append metadata after the end marker; look for it in this many trailing bytes.
 JPEG_TAIL_BYTES = 4096
 BATCH_SIZE = 256
-# Not fork: forking a process that runs threads (progress bars, the pool's own) can deadlock. The fork
-# server pays the interpreter start-up once and forks workers from it; Windows has only spawn.
-START_METHOD = "forkserver" if "forkserver" in get_all_start_methods() else "spawn"
 
 
 class ImageInfo(NamedTuple):
@@ -152,7 +150,7 @@ class ImageChecker:
             self._results.update(zip(new, check_images(new, self.deep), strict=True))
             return
         if self._executor is None:
-            self._executor = ProcessPoolExecutor(self.workers, mp_context=get_context(START_METHOD))
+            self._executor = ProcessPoolExecutor(self.workers, mp_context=get_context(THREAD_SAFE_START_METHOD))
         size = max(1, min(BATCH_SIZE, -(-len(new) // self.workers)))
         for start in range(0, len(new), size):
             batch = new[start : start + size]

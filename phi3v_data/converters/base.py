@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import multiprocessing
 import os
 import re
 import shutil
@@ -36,6 +35,7 @@ from phi3v_data.converters.hub import HUB_ID, download_hint
 from phi3v_data.datasets import canonical_source
 from phi3v_data.errors import Phi3vDataError, SourceLayoutError
 from phi3v_data.io import atomic_write_text, progress_bar
+from phi3v_data.processes import worker_context
 from phi3v_data.schema import Record, record_to_json_line
 
 REPORT_NAME = "convert_report.json"
@@ -228,23 +228,31 @@ class _Worker:
         self.conn.close()
 
 
-def _run_pool(
-    jobs: Sequence[tuple[int, Task]],
-    converter: Converter,
-    images_dir: Path,
-    workers: int,
-    timeout: float | None,
-) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Runs jobs in ``workers`` processes; one that exceeds ``timeout`` seconds is killed and replaced.
+class _Pool:
+    """``workers`` processes, started at once (before any progress bar, so they can be forked; see
+    :func:`worker_context`); :meth:`run` runs jobs in them, and kills and replaces one that exceeds ``timeout``.
 
     Each worker holds up to ``_QUEUED_PER_WORKER`` jobs, so it starts the next one without waiting for
     the parent to read its answer and send more (a round trip per item left the workers idle whenever
     the parent was not scheduled at once). A killed worker's jobs that had not started go back to the queue.
     """
-    context = multiprocessing.get_context("spawn")
-    pending = deque(jobs)
-    pool = [_Worker(context, converter, images_dir) for _ in range(min(workers, len(jobs)))]
-    try:
+
+    def __init__(self, converter: Converter, images_dir: Path, workers: int, timeout: float | None) -> None:
+        self.converter, self.images_dir, self.timeout = converter, images_dir, timeout
+        self.workers: list[_Worker] = []
+        try:
+            for _ in range(workers):
+                self.workers.append(self._start())
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self) -> _Worker:
+        return _Worker(worker_context(), self.converter, self.images_dir)
+
+    def run(self, jobs: Sequence[tuple[int, Task]]) -> Iterator[tuple[int, dict[str, Any]]]:
+        pool, timeout = self.workers, self.timeout
+        pending = deque(jobs)
         while pending or any(w.jobs for w in pool):
             for worker in pool:
                 while pending and len(worker.jobs) < _QUEUED_PER_WORKER:
@@ -282,7 +290,7 @@ def _run_pool(
                 else:
                     pending.extendleft(reversed(worker.jobs))
                     worker.stop()
-                    pool[i] = _Worker(context, converter, images_dir)
+                    pool[i] = self._start()
                 yield seq, outcome
             if not pending:
                 # A worker left without jobs exits now, while the others finish theirs.
@@ -290,11 +298,13 @@ def _run_pool(
                     worker.retire()
                     worker.stop(grace=1.0)
                     pool.remove(worker)
-    finally:
-        for worker in pool:
+
+    def close(self) -> None:
+        for worker in self.workers:
             worker.retire()
-        for worker in pool:
+        for worker in self.workers:
             worker.stop(grace=1.0)
+        self.workers = []
 
 
 def _run_inline(
@@ -439,13 +449,12 @@ def run_conversion(
     journal = _Journal(journal_path(out, ident), ident)
     outcomes = {task.key: journal.done[task.key] for task in plan.tasks if task.key in journal.done}
     todo = [(seq, task) for seq, task in enumerate(plan.tasks) if task.key not in outcomes]
+    pool = None
     try:
+        if todo and (workers > 1 or timeout is not None):
+            pool = _Pool(converter, images_dir, min(workers, len(todo)), timeout)
         with progress_bar(len(todo), converter.name, rate=True, transient=False, enabled=progress) as advance:
-            if workers > 1 or timeout is not None:
-                results = _run_pool(todo, converter, images_dir, workers, timeout)
-            else:
-                results = _run_inline(todo, converter, images_dir)
-            for seq, outcome in results:
+            for seq, outcome in pool.run(todo) if pool is not None else _run_inline(todo, converter, images_dir):
                 key = plan.tasks[seq].key
                 outcomes[key] = outcome
                 journal.add(key, outcome)
@@ -453,6 +462,8 @@ def run_conversion(
     except KeyboardInterrupt:
         raise ConversionInterrupted(len(outcomes), len(plan.tasks), out) from None
     finally:
+        if pool is not None:
+            pool.close()
         journal.close()
     limits = (max_skip_fraction, strict)
     return _finish(converter, ident, out, plan, outcomes, reused=len(plan.tasks) - len(todo), limits=limits)

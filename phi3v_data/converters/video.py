@@ -212,8 +212,9 @@ def decode_pyav(path: Path, wanted: Sequence[int]) -> dict[int, np.ndarray]:
     """PyAV with seeks: when the keyframe before a wanted frame lies ahead of the decoder, jump to it.
 
     A keyframe's place in the index is its decoding position; with B-frames it may be shown after the
-    wanted frame, so the jump then goes one keyframe further back. Decoding is single-threaded:
-    parallelism comes from worker processes, one clip each.
+    wanted frame, so the jump then goes one keyframe further back. Decoding and the RGB conversion are
+    single-threaded (PyAV's scaler would start a thread per core): parallelism comes from worker processes, one
+    clip each.
     """
     import av
     from av.video.reformatter import VideoReformatter
@@ -250,7 +251,7 @@ def decode_pyav(path: Path, wanted: Sequence[int]) -> dict[int, np.ndarray]:
                     k -= 1
             while frame is not None:
                 if position in keep and position not in got:
-                    got[position] = rgb.reformat(frame, format="rgb24").to_ndarray()
+                    got[position] = rgb.reformat(frame, format="rgb24", threads=1).to_ndarray()
                 if position >= target:
                     break
                 frame = next(frames, None)

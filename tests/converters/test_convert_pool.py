@@ -1,21 +1,34 @@
-"""The shared writer's worker pool: a hung item is killed by the timeout, a crashed worker is replaced."""
+"""The shared writer's worker pool: a hung item is killed by the timeout, a crashed worker is replaced, and
+workers are forked where that is safe (see ``phi3v_data.processes``)."""
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
 import os
+import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import pytest
 from convert_helpers import read_jsonl
 
-from phi3v_data.converters import Converter, Plan, Task, run_conversion
+from phi3v_data.converters import Converter, Plan, Task, base, run_conversion
+from phi3v_data.processes import THREAD_SAFE_START_METHOD, worker_context
+
+MARK = "as imported"
+"""The ``mark`` item's answer: a forked worker sees the value the parent set, any other worker imports it afresh."""
+
+ON_LINUX = sys.platform.startswith("linux")
 
 
 @dataclass
 class ScriptedConverter(Converter):
-    """Text-only records; the task named ``hang`` sleeps, ``crash`` kills its process."""
+    """Text-only records; the task named ``hang`` sleeps, ``crash`` kills its process, ``mark…`` answers MARK."""
 
     keys: tuple[str, ...]
 
@@ -33,10 +46,30 @@ class ScriptedConverter(Converter):
             time.sleep(120)
         if task.payload == "crash":
             os._exit(3)
-        return [{"conversations": [{"user": f"Say {task.key}.", "assistant": task.key}]}]
+        answer = MARK if task.payload.startswith("mark") else task.key
+        return [{"conversations": [{"user": f"Say {task.key}.", "assistant": answer}]}]
 
 
-def test_hung_and_crashed_items_are_skipped(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def _another_thread() -> Iterator[None]:
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _thread_safe_context() -> multiprocessing.context.BaseContext:
+    return multiprocessing.get_context(THREAD_SAFE_START_METHOD)
+
+
+@pytest.mark.parametrize("start", ["by the rule", THREAD_SAFE_START_METHOD])
+def test_hung_and_crashed_items_are_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, start: str) -> None:
+    if start == THREAD_SAFE_START_METHOD:
+        monkeypatch.setattr(base, "worker_context", _thread_safe_context)
     converter = ScriptedConverter(("a", "hang", "b", "crash", "c", "d"))
     summary = run_conversion(converter, tmp_path, workers=2, timeout=3)
 
@@ -52,3 +85,31 @@ def test_hung_and_crashed_items_are_skipped(tmp_path: Path) -> None:
         ("train-0000000002", "c"),
         ("train-0000000003", "d"),
     ]
+
+
+def test_workers_fork_only_while_the_main_thread_runs_alone() -> None:
+    assert threading.active_count() == 1, f"a test left threads running: {threading.enumerate()}"
+    assert worker_context().get_start_method() == ("fork" if ON_LINUX else THREAD_SAFE_START_METHOD)
+    with _another_thread():
+        assert worker_context().get_start_method() == THREAD_SAFE_START_METHOD
+
+
+@pytest.mark.skipif(not ON_LINUX, reason="workers are forked on Linux only")
+def test_workers_start_before_the_progress_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pool starts before the progress bar's refresh thread, so its worker is forked: it answers the parent's
+    MARK. The crashed worker's replacement starts while that thread runs, so it is not forked: it answers the
+    imported MARK."""
+    monkeypatch.setattr(sys.modules[__name__], "MARK", "set in the parent")
+    shown = base.progress_bar
+
+    @contextlib.contextmanager
+    def bar_with_its_thread(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        with _another_thread(), shown(*args, **kwargs) as advance:
+            yield advance
+
+    monkeypatch.setattr(base, "progress_bar", bar_with_its_thread)
+    summary = run_conversion(ScriptedConverter(("mark-1", "crash", "mark-2")), tmp_path, workers=1, timeout=60)
+
+    assert [entry["item"] for entry in summary.skipped] == ["crash"]
+    records = read_jsonl(tmp_path / "scripted_train.jsonl")
+    assert [r["conversations"][0]["assistant"] for r in records] == ["set in the parent", "as imported"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import shutil
 from pathlib import Path
 
@@ -170,3 +171,23 @@ def test_pyav_seeks_find_every_frame_of_a_b_frame_clip(tmp_path: Path) -> None:
         assert {index: read_index(frame) for index, frame in frames.items()} == {i: i for i in wanted}
     assert sorted(decode_baseline(clip, [3, 58])) == [3, 58]
     assert [read_index(decode_baseline(clip, [i])[i]) for i in (3, 58)] == [3, 58]
+
+
+@pytest.mark.skipif(not hasattr(resource, "RUSAGE_THREAD"), reason="per-thread CPU times are a Linux feature")
+def test_pyav_decodes_on_the_calling_thread_only(tmp_path: Path) -> None:
+    """Worker processes are the parallelism: a decoder or scaler thread per worker would take the other workers'
+    cores (PyAV's scaler starts one thread per core by default). All the CPU time is this thread's."""
+    clip = tmp_path / "a.avi"
+    write_avi(clip, (synthetic_frame(i, 0, 1) for i in range(50)), gop=12)
+
+    def cpu(who: int) -> float:
+        usage = resource.getrusage(who)
+        return usage.ru_utime + usage.ru_stime
+
+    process, thread = cpu(resource.RUSAGE_SELF), cpu(resource.RUSAGE_THREAD)
+    for _ in range(10):
+        frames = decode_pyav(clip, list(range(50)))
+    process, thread = cpu(resource.RUSAGE_SELF) - process, cpu(resource.RUSAGE_THREAD) - thread
+
+    assert sorted(frames) == list(range(50))
+    assert process - thread <= 0.02 * process, f"{process - thread:.4f} of {process:.4f} CPU-s ran on other threads"
