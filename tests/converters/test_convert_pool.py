@@ -4,8 +4,10 @@ workers are forked where that is safe (see ``phi3v_data.processes``)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import multiprocessing
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -18,7 +20,7 @@ import pytest
 from convert_helpers import read_jsonl
 
 from phi3v_data.converters import Converter, Plan, Task, base, run_conversion
-from phi3v_data.processes import THREAD_SAFE_START_METHOD, worker_context
+from phi3v_data.processes import THREAD_SAFE_START_METHOD
 
 MARK = "as imported"
 """The ``mark`` item's answer: a forked worker sees the value the parent set, any other worker imports it afresh."""
@@ -87,19 +89,30 @@ def test_hung_and_crashed_items_are_skipped(tmp_path: Path, monkeypatch: pytest.
     ]
 
 
+def _in_a_fresh_process(code: str, *args: str) -> str:
+    """Runs ``code`` in a new interpreter, whose main thread is its only thread (this test process may hold
+    others: tqdm's monitor, an event writer); returns what it prints."""
+    setup = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+    done = subprocess.run([sys.executable, "-c", setup + code, *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def test_workers_fork_only_while_the_main_thread_runs_alone() -> None:
-    assert threading.active_count() == 1, f"a test left threads running: {threading.enumerate()}"
-    assert worker_context().get_start_method() == ("fork" if ON_LINUX else THREAD_SAFE_START_METHOD)
-    with _another_thread():
-        assert worker_context().get_start_method() == THREAD_SAFE_START_METHOD
+    code = (
+        "import threading; from phi3v_data.processes import worker_context; "
+        "print(worker_context().get_start_method()); stop = threading.Event(); "
+        "threading.Thread(target=stop.wait).start(); print(worker_context().get_start_method()); stop.set()"
+    )
+    methods = _in_a_fresh_process(code).split()
+    assert methods == ["fork" if ON_LINUX else THREAD_SAFE_START_METHOD, THREAD_SAFE_START_METHOD]
 
 
-@pytest.mark.skipif(not ON_LINUX, reason="workers are forked on Linux only")
-def test_workers_start_before_the_progress_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The pool starts before the progress bar's refresh thread, so its worker is forked: it answers the parent's
-    MARK. The crashed worker's replacement starts while that thread runs, so it is not forked: it answers the
-    imported MARK."""
-    monkeypatch.setattr(sys.modules[__name__], "MARK", "set in the parent")
+def marked_run(out: Path) -> list[str]:
+    """Sets MARK, then converts ``mark-1``, ``crash``, ``mark-2`` with 1 worker under a progress bar that runs a
+    thread, as rich's does; returns the answers."""
+    global MARK
+    MARK = "set in the parent"
     shown = base.progress_bar
 
     @contextlib.contextmanager
@@ -107,9 +120,17 @@ def test_workers_start_before_the_progress_thread(tmp_path: Path, monkeypatch: p
         with _another_thread(), shown(*args, **kwargs) as advance:
             yield advance
 
-    monkeypatch.setattr(base, "progress_bar", bar_with_its_thread)
-    summary = run_conversion(ScriptedConverter(("mark-1", "crash", "mark-2")), tmp_path, workers=1, timeout=60)
-
+    base.progress_bar = bar_with_its_thread
+    summary = run_conversion(ScriptedConverter(("mark-1", "crash", "mark-2")), out, workers=1, timeout=60)
     assert [entry["item"] for entry in summary.skipped] == ["crash"]
-    records = read_jsonl(tmp_path / "scripted_train.jsonl")
-    assert [r["conversations"][0]["assistant"] for r in records] == ["set in the parent", "as imported"]
+    return [r["conversations"][0]["assistant"] for r in read_jsonl(out / "scripted_train.jsonl")]
+
+
+@pytest.mark.skipif(not ON_LINUX, reason="workers are forked on Linux only")
+def test_workers_start_before_the_progress_thread(tmp_path: Path) -> None:
+    """The pool starts before the progress bar's refresh thread, so its worker is forked: it answers the parent's
+    MARK. The crashed worker's replacement starts while that thread runs, so it is not forked: it answers the
+    imported MARK."""
+    code = "import json, pathlib, test_convert_pool as t; print(json.dumps(t.marked_run(pathlib.Path(sys.argv[1]))))"
+    answers = json.loads(_in_a_fresh_process(code, str(tmp_path)))
+    assert answers == ["set in the parent", "as imported"]

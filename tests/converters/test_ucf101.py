@@ -190,4 +190,4 @@ def test_pyav_decodes_on_the_calling_thread_only(tmp_path: Path) -> None:
     process, thread = cpu(resource.RUSAGE_SELF) - process, cpu(resource.RUSAGE_THREAD) - thread
 
     assert sorted(frames) == list(range(50))
-    assert process - thread <= 0.02 * process, f"{process - thread:.4f} of {process:.4f} CPU-s ran on other threads"
+    assert process - thread <= 0.05 * process, f"{process - thread:.4f} of {process:.4f} CPU-s ran on other threads"
